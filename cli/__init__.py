@@ -1,0 +1,1 @@
+"""Command-line interface (import name ``trirl.cli``)."""

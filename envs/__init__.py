@@ -1,0 +1,1 @@
+"""Environments for trirl (import name ``trirl.envs``)."""

@@ -1,0 +1,1 @@
+"""Bundled example data and scripts (import name ``trirl.examples``)."""

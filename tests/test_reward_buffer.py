@@ -1,0 +1,264 @@
+"""Tests for trirl.reward_buffer against an independent float64 NumPy Algorithm 2.
+
+The reference keeps a plain Python list of every pushed (discriminator, eta) and the
+R_fit handed over at each eviction; the window is ``history[-k:]`` and the recursion is
+a for loop (Alg. 2 lines 19-24). Nothing in it uses the buffer's head/count arithmetic.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from trirl import discriminator as D
+from trirl import reward_buffer as RB
+
+K = 3
+DIM = 4
+N = 64
+BETA = 1.7
+EPS = 0.6
+
+DISC = D.DiscriminatorConfig(hidden=(8, 8))
+FIT = RB.RewardFitConfig(hidden=(16,), learning_rate=1e-2, num_steps=300, minibatch_size=64)
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def np_mlp(params, x):
+    """Float64 forward pass of ``trirl.networks.ScalarMLP`` (tanh) from flax params."""
+    layers = params["params"]["MLP_0"]
+    names = sorted(layers, key=lambda name: int(name.split("_")[1]))
+    h = np.asarray(x, np.float64)
+    for i, name in enumerate(names):
+        h = h @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
+            layers[name]["bias"], np.float64)
+        if i < len(names) - 1:
+            h = np.tanh(h)
+    return h[..., 0]
+
+
+def np_recursion(base, logits, etas, beta=BETA, eps=EPS):
+    """Alg. 2 lines 19-23: a for loop over members oldest -> newest."""
+    r = np.array(base, np.float64)
+    for logit, eta in zip(logits, etas):
+        step = eps / (1.0 + eta)
+        r = (1.0 - step) * r + step * beta * logit
+    return r
+
+
+class Reference:
+    """Every member ever pushed, and the R_fit installed at the latest eviction."""
+
+    def __init__(self, k, use_fit=True):
+        self.k, self.use_fit = k, use_fit
+        self.history = []  # (disc params, eta, push index)
+        self.fit = None
+
+    def push(self, params, eta, fit_params):
+        if len(self.history) >= self.k and self.use_fit:
+            self.fit = fit_params
+        self.history.append((params, eta, len(self.history)))
+
+    def window(self):
+        return self.history[max(len(self.history) - self.k, 0):]
+
+    def corrected(self, x, etas_by_slot=None):
+        base = np.zeros(len(x)) if self.fit is None else np_mlp(self.fit, x)
+        members = self.window()
+        logits = [np_mlp(p, x) for p, _, _ in members]
+        if etas_by_slot is None:
+            etas = [eta for _, eta, _ in members]
+        else:  # the i-th push (from 0) lands in slot i mod k
+            etas = [np.asarray(etas_by_slot[i % self.k], np.float64) for _, _, i in members]
+        return np_recursion(base, logits, etas)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def random_params(template, rng):
+    """NumPy-drawn parameters shaped like ``template`` (no jax init to compile).
+
+    Biases are non-zero on purpose, so a wrong layer order or a dropped bias shows up.
+    """
+    def draw(leaf):
+        fan_in = leaf.shape[0] if len(leaf.shape) == 2 else 4
+        return (rng.normal(size=leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+    return jax.tree.map(draw, template)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    key = jax.random.PRNGKey(0)
+    disc_shape = jax.eval_shape(lambda: D.init(DISC, key, DIM))
+    fit_shape = jax.eval_shape(lambda: RB.fit_init(FIT, key, DIM))
+    return {
+        "x": rng.normal(size=(N, DIM)).astype(np.float32),
+        "discs": [random_params(disc_shape, rng) for _ in range(8)],
+        "fits": [random_params(fit_shape, rng) for _ in range(8)],
+        "etas": rng.uniform(0.0, 3.0, size=8),
+        "sample_etas": rng.uniform(0.0, 3.0, size=(K, N)),
+    }
+
+
+@pytest.fixture(scope="module")
+def fns():
+    """Jitted entry points, shared so each compiles once per static config."""
+    return {
+        "push": jax.jit(RB.push),
+        "corrected": jax.jit(RB.corrected_reward),
+        "intermediate": jax.jit(RB.intermediate_reward),
+        "fit_targets": jax.jit(RB.fit_targets),
+    }
+
+
+def make_buffer(k=K, use_fit=True, use_eta=True):
+    cfg = RB.RewardBufferConfig(capacity=k, use_fit=use_fit, use_eta=use_eta, disc=DISC, fit=FIT)
+    return RB.init(cfg, jax.random.PRNGKey(42), DIM)
+
+
+def fill(fns, data, buffer, ref, n):
+    """Push members 0..n-1 (each with the fit handed over if it evicts) into both."""
+    for i in range(n):
+        fit = data["fits"][i % len(data["fits"])]
+        buffer = fns["push"](buffer, data["discs"][i], data["etas"][i], fit)
+        ref.push(data["discs"][i], data["etas"][i], fit)
+    return buffer
+
+
+# ----------------------------------------------------------------------------- recursion
+
+
+@pytest.mark.parametrize("n_pushed", [0, 1, 2, 3, 4, 7])  # empty, partial, full, wrapped
+def test_corrected_reward_matches_numpy_algorithm2(fns, data, n_pushed):
+    buffer, ref = make_buffer(), Reference(K)
+    buffer = fill(fns, data, buffer, ref, n_pushed)
+    x = data["x"]
+    assert int(buffer.count) == min(n_pushed, K)
+    assert bool(buffer.fit_active) == (n_pushed > K)
+
+    got = fns["corrected"](buffer, x, BETA, EPS)
+    np.testing.assert_allclose(got, ref.corrected(x), rtol=2e-5, atol=2e-5)
+
+    # Line 24: the newest, not yet pushed discriminator enters with the raw step eps.
+    new = data["discs"][7]
+    new_logits = np_mlp(new, x).astype(np.float32)
+    expected = (1 - EPS) * ref.corrected(x) + EPS * BETA * np_mlp(new, x)
+    np.testing.assert_allclose(fns["intermediate"](buffer, x, BETA, EPS, new_logits),
+                               expected, rtol=2e-5, atol=2e-5)
+
+    # Retrospective eta: per-sample etas (k, N) in slot order.
+    etas = data["sample_etas"]
+    np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS, etas),
+                               ref.corrected(x, etas), rtol=2e-5, atol=2e-5)
+
+
+def test_reference_is_sensitive_to_order_and_etas(data):
+    """Guard against a vacuous comparison: reversing members or dropping etas changes
+    the numbers by far more than the tolerance used above."""
+    x = data["x"]
+    logits = [np_mlp(p, x) for p in data["discs"][:K]]
+    etas = data["etas"][:K]
+    r = np_recursion(np.zeros(N), logits, etas)
+    assert np.max(np.abs(r - np_recursion(np.zeros(N), logits[::-1], etas[::-1]))) > 1e-2
+    assert np.max(np.abs(r - np_recursion(np.zeros(N), logits, np.zeros(K)))) > 1e-2
+
+
+def test_empty_slots_have_no_effect(fns, data):
+    buffer, ref = make_buffer(), Reference(K)
+    buffer = fill(fns, data, buffer, ref, 2)
+    poisoned = buffer.replace(
+        disc_params=jax.tree.map(lambda p: p.at[2].set(jnp.nan), buffer.disc_params),
+        etas=buffer.etas.at[2].set(jnp.nan))
+    got = fns["corrected"](poisoned, data["x"], BETA, EPS)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref.corrected(data["x"]), rtol=2e-5, atol=2e-5)
+
+
+# ----------------------------------------------------------------------------- eviction
+
+
+@pytest.mark.parametrize("k", [K, 0])
+def test_fit_targets_keep_the_recursion_consistent(fns, data, k):
+    """If R_fit matched ``fit_targets`` exactly, the recursion over the k members left
+    after the push would equal the untruncated one over all k + 1."""
+    buffer, ref = make_buffer(k=k), Reference(k)
+    buffer = fill(fns, data, buffer, ref, k + 2)  # full, R_fit already active
+    assert bool(RB.will_evict(buffer))
+    x = data["x"]
+    new, new_eta = data["discs"][7], data["etas"][7]
+    targets = np.asarray(fns["fit_targets"](buffer, x, BETA, EPS, np_mlp(new, x).astype(np.float32),
+                                            new_eta), np.float64)
+
+    window = ref.window() + [(new, new_eta, None)]
+    logits = [np_mlp(p, x) for p, _, _ in window]
+    etas = [eta for _, eta, _ in window]
+    untruncated = np_recursion(np_mlp(ref.fit, x), logits, etas)
+    truncated = np_recursion(targets, logits[1:], etas[1:])
+    np.testing.assert_allclose(truncated, untruncated, rtol=2e-5, atol=2e-5)
+
+
+def test_ablations_fall_out_of_config(fns, data):
+    x = data["x"]
+    # No fitting: evicted members vanish, the recursion starts at 0.
+    buffer, ref = make_buffer(use_fit=False), Reference(K, use_fit=False)
+    buffer = fill(fns, data, buffer, ref, 5)
+    assert not bool(buffer.fit_active)
+    np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS), ref.corrected(x),
+                               rtol=2e-5, atol=2e-5)
+
+    # eta ignored: identical to pushing eta = 0 everywhere.
+    buffer, ref = make_buffer(use_eta=False), Reference(K)
+    buffer = fill(fns, data, buffer, ref, 5)
+    for i, (p, _, idx) in enumerate(ref.history):
+        ref.history[i] = (p, 0.0, idx)
+    np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS), ref.corrected(x),
+                               rtol=2e-5, atol=2e-5)
+
+    # k = 0: the corrected reward is zero, then pure R_fit once a fit is handed over.
+    buffer = make_buffer(k=0)
+    np.testing.assert_array_equal(fns["corrected"](buffer, x, BETA, EPS), np.zeros(N))
+    buffer = fns["push"](buffer, data["discs"][0], data["etas"][0], data["fits"][0])
+    np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS),
+                               np_mlp(data["fits"][0], x), rtol=2e-5, atol=2e-5)
+
+
+# ----------------------------------------------------------------------------- R_fit
+
+
+def test_push_and_fit_tracks_the_untruncated_recursion(fns, data):
+    """End to end: with eviction fits, a k = 3 window stays close to the recursion over
+    all pushed members from r = 0; dropping evicted members (no fit) does not."""
+    x = data["x"]
+    push_and_fit = jax.jit(RB.push_and_fit)
+    fitted = make_buffer()
+    opt_state = RB.fit_init_opt_state(FIT, fitted.fit_params)
+    dropped = make_buffer(use_fit=False)
+    for i in range(8):
+        disc, eta = data["discs"][i], data["etas"][i]
+        fitted, opt_state, metrics = push_and_fit(fitted, opt_state, disc, eta, x, BETA, EPS,
+                                                  jax.random.PRNGKey(i))
+        assert np.isnan(metrics["fit_mse"]) == (i < K)  # no fit while filling
+        dropped = fns["push"](dropped, disc, eta, data["fits"][0])
+    full = np_recursion(np.zeros(N), [np_mlp(p, x) for p in data["discs"]], data["etas"])
+    err_fit = np.mean(np.abs(np.asarray(fns["corrected"](fitted, x, BETA, EPS)) - full))
+    err_drop = np.mean(np.abs(np.asarray(fns["corrected"](dropped, x, BETA, EPS)) - full))
+    assert err_fit < 0.2 * err_drop, (err_fit, err_drop)
+
+
+def test_fit_reward_reduces_mse_on_known_target():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(512, 2)).astype(np.float32)
+    y = (np.sin(2.0 * x[:, 0]) + 0.5 * x[:, 1] ** 2).astype(np.float32)
+    params = RB.fit_init(FIT, jax.random.PRNGKey(0), 2)
+    before = np.mean((np_mlp(params, x) - y) ** 2)
+    params, _, metrics = RB.fit_reward(FIT, params, RB.fit_init_opt_state(FIT, params), x, y,
+                                       jax.random.PRNGKey(1))
+    after = np.mean((np_mlp(params, x) - y) ** 2)
+    assert after < 0.2 * before, (before, after)
+    assert np.isfinite(float(metrics["fit_mse"]))

@@ -1,0 +1,292 @@
+"""Tests for ``trirl.tabular``: exact tabular TRIRL (Algorithm 1, Lemma 3.1, Theorem 3.2).
+
+The building blocks (occupancies, soft value iteration, the dual) are checked
+against independent computations first; the TRIRL claims are then checked on a
+small fixed set of instances: monotone reverse KL and dual with reward correction,
+expert recovery, the exact Theorem-3.2 identity, and a monotonicity violation
+without correction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trirl import tabular as tb
+
+BETA = 20.0
+EPSILON = 0.5
+N_ITER = 80
+# Conservative trust regions: beta * eps_tr = 20 * 0.5 / 31 ~ 0.3 at the loosest.
+SCHEDULES = {
+    "constant-30": 30.0,
+    "decay-100-to-30": tb.exponential_eta(100.0, 30.0, 0.95),
+}
+KL_TOL = 1e-12  # float64 rounding of a KL of size ~1e-4 .. 1
+DUAL_TOL = 1e-10  # the dual is ~10-100 in size
+
+
+def _grid() -> tuple[tb.DiscreteMDP, np.ndarray]:
+    gw = tb.make_gridworld(5, 5, slip=0.1, gamma=0.9)
+    return gw.mdp, gw.reward
+
+
+INSTANCES = {
+    "grid5x5": _grid,
+    "random-s0": lambda: tb.random_mdp(10, 3, gamma=0.9, seed=0),
+    "random-s1": lambda: tb.random_mdp(10, 3, gamma=0.9, seed=1),
+}
+
+
+def _expert(mdp: tb.DiscreteMDP, reward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expert = soft-optimal policy of the known reward, and its occupancy."""
+    policy = tb.solve_soft(mdp, reward).policy
+    return policy, tb.occupancy(mdp, policy)
+
+
+def _run(name: str, schedule: str, correct_reward: bool) -> tb.TRIRLResult:
+    mdp, reward = INSTANCES[name]()
+    _, rho_e = _expert(mdp, reward)
+    return tb.trirl(mdp, rho_e, n_iter=N_ITER, beta=BETA, epsilon=EPSILON,
+                    eta=SCHEDULES[schedule], correct_reward=correct_reward)
+
+
+@pytest.fixture(scope="module")
+def corrected_runs() -> dict[tuple[str, str], tb.TRIRLResult]:
+    return {(n, s): _run(n, s, True) for n in INSTANCES for s in SCHEDULES}
+
+
+def _random_policy(rng: np.random.Generator, S: int, A: int) -> np.ndarray:
+    return rng.dirichlet(np.ones(A), size=S)
+
+
+def _power_iteration_occupancy(mdp: tb.DiscreteMDP, policy: np.ndarray) -> np.ndarray:
+    """Occupancy by summing ``gamma^t mu_t`` forward in time (no linear solve)."""
+    mu, d = mdp.mu0.copy(), np.zeros(mdp.n_states)
+    for _ in range(100_000):
+        d += mu
+        mu = mdp.gamma * np.einsum("s,sa,sat->t", mu, policy, mdp.P)
+        if mu.sum() < 1e-16:
+            break
+    return d[:, None] * policy
+
+
+# ------------------------------------------------------------------ building blocks
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_occupancy_linear_solve_matches_power_iteration(name):
+    mdp, _ = INSTANCES[name]()
+    rng = np.random.default_rng(0)
+    policy = _random_policy(rng, mdp.n_states, mdp.n_actions)
+    rho = tb.occupancy(mdp, policy)
+    assert rho.sum() == pytest.approx(1.0 / (1.0 - mdp.gamma), rel=1e-12)
+    np.testing.assert_allclose(rho, _power_iteration_occupancy(mdp, policy), rtol=0, atol=1e-12)
+    # Bellman flow: d(s') = mu0(s') + gamma sum_{s,a} P(s'|s,a) rho(s,a).
+    flow = mdp.mu0 + mdp.gamma * np.einsum("sa,sat->t", rho, mdp.P)
+    np.testing.assert_allclose(rho.sum(1), flow, rtol=0, atol=1e-12)
+    # Occupancy/value duality: sum rho r = E_mu0[V_pi] for an arbitrary reward.
+    r = rng.normal(size=rho.shape)
+    value = tb.soft_policy_value(mdp, r, policy, temperature=0.0)
+    assert np.sum(rho * r) == pytest.approx(mdp.mu0 @ value, abs=1e-10)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3])
+@pytest.mark.parametrize("name", INSTANCES)
+def test_soft_value_iteration_solves_soft_bellman(name, temperature):
+    mdp, reward = INSTANCES[name]()
+    vi = tb.soft_value_iteration(mdp, reward, temperature=temperature)
+    pi = tb.soft_policy_iteration(mdp, reward, temperature=temperature)
+    for sol in (vi, pi):
+        assert tb.soft_bellman_residual(mdp, reward, sol.q, temperature=temperature) < 1e-10
+        lse = temperature * np.log(np.exp(sol.q / temperature).sum(1))
+        np.testing.assert_allclose(sol.v, lse, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(sol.policy.sum(1), 1.0, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(sol.policy, np.exp((sol.q - sol.v[:, None]) / temperature),
+                                   rtol=0, atol=1e-12)
+    np.testing.assert_allclose(vi.q, pi.q, rtol=0, atol=1e-10)
+    # The Boltzmann policy's own soft value is V*, and it beats other policies.
+    v_own = tb.soft_policy_value(mdp, reward, vi.policy, temperature=temperature)
+    np.testing.assert_allclose(v_own, vi.v, rtol=0, atol=1e-10)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        other = _random_policy(rng, mdp.n_states, mdp.n_actions)
+        v_other = tb.soft_policy_value(mdp, reward, other, temperature=temperature)
+        assert np.all(v_other <= vi.v + 1e-10)
+
+
+def test_dual_gradient_matches_finite_differences():
+    mdp, reward = tb.random_mdp(6, 2, gamma=0.8, seed=3)
+    _, rho_e = _expert(mdp, reward)
+    r = np.random.default_rng(2).normal(size=reward.shape)
+    grad = tb.dual_gradient(mdp, r, rho_e, beta=3.0)
+    h = 1e-5
+    fd = np.zeros_like(r)
+    for idx in np.ndindex(*r.shape):
+        e = np.zeros_like(r)
+        e[idx] = h
+        fd[idx] = (tb.dual_objective(mdp, r + e, rho_e, beta=3.0)
+                   - tb.dual_objective(mdp, r - e, rho_e, beta=3.0)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=0, atol=1e-7)
+    assert np.abs(grad.sum()) < 1e-10  # G is invariant to constant reward shifts
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_dual_gap_identity_and_descent_direction(name):
+    """G(r) - f(rho_r) = beta * KL(rho_r || rho_hat) >= 0, and Eq. 2 descends on G."""
+    mdp, reward = INSTANCES[name]()
+    _, rho_e = _expert(mdp, reward)
+    rng = np.random.default_rng(4)
+    beta, M = 5.0, 1.0 / (1.0 - mdp.gamma)
+    for _ in range(3):
+        r = rng.normal(size=reward.shape)
+        sol = tb.solve_soft(mdp, r)
+        rho = tb.occupancy(mdp, sol.policy)
+        G = tb.dual_objective(mdp, r, rho_e, beta=beta, solution=sol)
+        rho_hat = rho - tb.dual_gradient(mdp, r, rho_e, beta=beta, solution=sol)
+        gap = beta * M * tb.occupancy_kl(rho, rho_hat)
+        assert G - tb.primal_objective(rho, rho_e, beta=beta) == pytest.approx(gap, abs=1e-9)
+        # Weak duality against an arbitrary (non-optimal) policy too.
+        other = tb.occupancy(mdp, _random_policy(rng, mdp.n_states, mdp.n_actions))
+        assert tb.primal_objective(other, rho_e, beta=beta) <= G
+        assert tb.dual_objective(mdp, r + 3.7, rho_e, beta=beta) == pytest.approx(G, abs=1e-9)
+        # <delta r, grad G> = -eps beta (KL(rho||rho_hat) + KL(rho_hat||rho)) (unnormalised).
+        step = (beta * tb.log_density_ratio(rho_e, rho) - r)
+        inner = np.sum(step * (rho - rho_hat))
+        sym_kl = M * (tb.occupancy_kl(rho, rho_hat) + tb.occupancy_kl(rho_hat, rho))
+        assert inner == pytest.approx(-beta * sym_kl, rel=1e-8)
+        assert inner < 0
+
+
+def test_trust_region_policy_maximises_penalised_objective():
+    """Lemma 3.1: MCE policy of r_eta maximises E[r~ + H - eta KL(pi || pi_old)]."""
+    mdp, _ = tb.random_mdp(8, 3, gamma=0.9, seed=5)
+    rng = np.random.default_rng(6)
+    r_tilde = rng.normal(size=(8, 3))
+    pi_old = _random_policy(rng, 8, 3)
+
+    def objective(pi: np.ndarray, eta: float) -> float:
+        rho = tb.occupancy(mdp, pi)
+        return float(np.sum(rho * (r_tilde - np.log(pi) - eta * (np.log(pi) - np.log(pi_old)))))
+
+    kl_to_old = []
+    for eta in (0.0, 1.0, 10.0, 100.0):
+        pi_tr = tb.solve_soft(mdp, tb.trust_region_reward(r_tilde, pi_old, eta)).policy
+        best = objective(pi_tr, eta)
+        for scale in (1e-3, 1e-1, 1.0):
+            other = pi_tr * np.exp(scale * rng.normal(size=pi_tr.shape))
+            assert objective(other / other.sum(1, keepdims=True), eta) < best
+        rho = tb.occupancy(mdp, pi_tr)
+        kl_to_old.append(np.sum(rho * (np.log(pi_tr) - np.log(pi_old))))
+    assert np.all(np.diff(kl_to_old) < 0)  # larger eta = tighter trust region
+
+
+# ----------------------------------------------------------------------------- TRIRL
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("name", INSTANCES)
+def test_corrected_trirl_is_monotone(corrected_runs, name, schedule):
+    res = corrected_runs[(name, schedule)]
+    assert np.all(np.diff(res.reverse_kl) <= KL_TOL), np.diff(res.reverse_kl).max()
+    assert np.all(np.diff(res.dual) <= DUAL_TOL), np.diff(res.dual).max()
+    assert np.all(res.primal <= res.dual + DUAL_TOL)  # weak duality along the run
+    np.testing.assert_allclose(res.eps_tr, EPSILON / (1.0 + res.eta), rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_trirl_recovers_expert(corrected_runs, name):
+    res = corrected_runs[(name, "decay-100-to-30")]
+    mdp, reward = INSTANCES[name]()
+    expert, rho_e = _expert(mdp, reward)
+    assert res.reverse_kl[0] > 0.1  # starts far from the expert (uniform policy)
+    assert res.reverse_kl[-1] < 1e-3
+    # Policy-level check: expected per-state KL(pi || pi_E) under the agent's states.
+    rho = tb.occupancy(mdp, res.policy)
+    policy_kl = np.sum(rho * np.log(res.policy / expert)) * (1 - mdp.gamma)
+    assert policy_kl < 1e-3
+    # The learned reward is global: re-solving it from scratch gives the same policy.
+    fresh = tb.soft_value_iteration(mdp, res.reward).policy
+    assert tb.occupancy_kl(tb.occupancy(mdp, fresh), rho_e) < 1e-3
+    if name == "grid5x5":  # state-only true reward: equal to it up to shaping
+        state_part, _ = tb.fit_state_reward(mdp, res.reward)
+        assert np.corrcoef(state_part, reward[:, 0])[0, 1] > 0.99
+
+
+def test_fit_state_reward_removes_potential_shaping():
+    mdp, _ = tb.random_mdp(7, 3, gamma=0.9, seed=9)
+    rng = np.random.default_rng(10)
+    R, phi = rng.normal(size=7), rng.normal(size=7)
+    shaped = R[:, None] + mdp.gamma * mdp.expected_next(phi) - phi[:, None] + 2.0
+    g, _ = tb.fit_state_reward(mdp, shaped)
+    np.testing.assert_allclose(g, R - R.mean(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("name", INSTANCES)
+def test_theorem_3_2_corrected_reward_is_mce_for_tr_policy(corrected_runs, name, schedule):
+    """pi_tr^(i) == pi_MCE(r^(i)) at every iteration, re-solved from scratch."""
+    res = corrected_runs[(name, schedule)]
+    mdp, _ = INSTANCES[name]()
+    gaps = [np.max(np.abs(tb.soft_policy_iteration(mdp, r).policy - pi))
+            for r, pi in zip(res.rewards, res.policies)]
+    assert max(gaps) < 1e-8, max(gaps)
+    assert res.mce_gap.max() < 1e-8
+
+
+def test_theorem_3_2_with_value_iteration_and_temperature():
+    """Same identity with the paper's soft VI and a non-unit entropy weight."""
+    mdp, reward = tb.random_mdp(8, 3, gamma=0.9, seed=7)
+    for temperature in (1.0, 0.5):
+        expert = tb.solve_soft(mdp, reward, temperature=temperature).policy
+        rho_e = tb.occupancy(mdp, expert)
+        kw = dict(n_iter=8, beta=10.0, epsilon=0.5, eta=20.0, temperature=temperature)
+        vi = tb.trirl(mdp, rho_e, solver="value_iteration", **kw)
+        pi = tb.trirl(mdp, rho_e, solver="policy_iteration", **kw)
+        np.testing.assert_allclose(vi.policies, pi.policies, rtol=0, atol=1e-9)
+        for r, policy in zip(vi.rewards, vi.policies):
+            mce = tb.soft_value_iteration(mdp, r, temperature=temperature).policy
+            assert np.max(np.abs(mce - policy)) < 1e-8
+
+
+def test_theorem_3_2_needs_kl_penalty_at_entropy_temperature():
+    """Negative control for the derivation: weighting log pi_old by eta instead of
+    alpha * eta (mismatched temperature) leaves a non-shaping residual."""
+    mdp, reward = tb.random_mdp(8, 3, gamma=0.9, seed=7)
+    alpha, beta, eps, eta = 0.5, 10.0, 0.5, 20.0
+    rho_e = tb.occupancy(mdp, tb.solve_soft(mdp, reward, temperature=alpha).policy)
+    r = np.random.default_rng(8).normal(size=reward.shape)
+    pi_old = tb.solve_soft(mdp, r, temperature=alpha).policy  # MCE-optimal for r
+    D = tb.log_density_ratio(rho_e, tb.occupancy(mdp, pi_old))
+    r_tilde = (1 - eps) * r + eps * beta * D
+    eps_tr = eps / (1 + eta)
+    target = tb.solve_soft(mdp, (1 - eps_tr) * r + eps_tr * beta * D, temperature=alpha).policy
+    for wrong_scale, expect_equal in ((alpha, True), (1.0, False)):
+        r_eta = tb.trust_region_reward(r_tilde, pi_old, eta, temperature=wrong_scale)
+        pi_tr = tb.solve_soft(mdp, r_eta, temperature=alpha).policy
+        assert (np.max(np.abs(pi_tr - target)) < 1e-10) == expect_equal
+
+
+def test_uncorrected_trirl_violates_monotonicity():
+    """Ablation (eta ignored in the reward): search a fixed set of instances and eta
+    schedules; at least one run must lose monotonicity of the reverse KL and of the
+    dual, clearly above rounding, and Theorem 3.2 must fail."""
+    kl_jumps, dual_jumps = {}, {}
+    for name in INSTANCES:
+        for schedule in SCHEDULES:
+            res = _run(name, schedule, correct_reward=False)
+            kl_jumps[(name, schedule)] = np.diff(res.reverse_kl).max()
+            dual_jumps[(name, schedule)] = np.diff(res.dual).max()
+            assert res.mce_gap[1:].max() > 1e-2
+    assert max(kl_jumps.values()) > 1e-6, kl_jumps
+    assert max(dual_jumps.values()) > 1e-3, dual_jumps
+
+
+def test_gridworld_layout():
+    gw = tb.make_gridworld(4, 6, slip=0.2, goal=((0, 5),), hazards=((2, 2),), with_stay=False)
+    assert gw.mdp.P.shape == (24, 4, 24) and gw.shape == (4, 6)
+    s = 0  # top-left corner: "up" bumps into the wall and stays put w.p. 1 - slip + slip/4
+    assert gw.mdp.P[s, 0, s] == pytest.approx(0.8 + 0.2 * 2 / 4)  # up and left both bump
+    assert gw.mdp.P[s, 1, 1] == pytest.approx(0.8 + 0.2 / 4)  # right
+    assert gw.reward[5].tolist() == [1.0] * 4 and gw.reward[2 * 6 + 2, 0] == -1.0
+    assert gw.cell(13) == (2, 1)

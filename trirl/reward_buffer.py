@@ -1,0 +1,373 @@
+"""Circular buffer of discriminators with a fitted tail reward (paper Sec. 4.2, Alg. 2).
+
+The TRIRL reward after ``m`` iterations is the recursion (Alg. 1 line 8)
+
+    r^(j+1) = (1 - s_j) r^(j) + s_j * beta * D^(j),   s_j = eps / (1 + eta_j),   r^(0) = 0,
+
+where ``eta_j`` is the trust-region multiplier of the policy update that was made on
+the intermediate reward containing ``D^(j)``. The buffer keeps the ``k`` newest
+discriminators as ONE parameter pytree with a leading axis ``k`` (evaluated with one
+``jax.vmap``) plus a parametric reward ``R_fit`` standing in for everything older:
+
+    corrected reward = recursion started at R_fit, applied over the members
+                       oldest -> newest                        (Alg. 2 lines 19-23)
+    intermediate     = (1 - eps) * corrected + eps * beta * D_new     (line 24)
+
+Order of operations per iteration (``D_new`` is *not* yet in the buffer):
+
+  1. train ``D_new``; policy update on ``intermediate_reward(buffer, x, ..., D_new(x))``
+     which yields ``eta_new``;
+  2. ``push_and_fit(buffer, ..., D_new params, eta_new, x, ...)`` (or ``fit_targets`` +
+     ``fit_reward`` + ``push``), so every member is stored together with its final eta.
+
+R_fit / eviction convention
+---------------------------
+Invariant: with members ``D^(m-c) .. D^(m-1)`` in the buffer, R_fit ~= r^(m-c), the
+reward *before* the oldest member was applied, so ``corrected_reward`` ~= r^(m). A push
+into a full buffer evicts its oldest member ``D_old`` (step ``s_old``); to keep the
+invariant, the new R_fit must regress
+
+    target(x) = (1 - s_old) * R_fit_old(x) + s_old * beta * D_old(x)         (``fit_targets``)
+
+i.e. the recursion truncated right after the evicted member -- NOT the full corrected
+reward: the remaining members would then be applied on top of a reward that already
+contains them, counting each twice. Alg. 2 instead regresses the full corrected reward
+every iteration (line 25) and keeps one R_fit per slot (line 2) to serve as the base k
+iterations later; that is the same invariant provided each stored fit is paired with
+the window starting right after the newest member it contains (the paper's indices are
+loose on this). We keep a single R_fit and fit it at eviction time, which (a) stores one
+model instead of k, (b) uses the evicted member's latest eta, which matters for
+retrospective etas that are revised in hindsight, and (c) fits on the current rollout,
+where the reward is evaluated now. The regression error is damped by prod(1 - s_j) over
+the k newer members (paper Sec. 4.2). With ``k = 0`` the member that leaves is the new
+one itself: the "project every iteration" variant. R_fit is only trained where ``x``
+is, so include ``absorbing_input`` rows in ``x`` if r(s_a) is read from the buffer.
+
+(The authors' code, santhosh-gnse/trust-region-irl, differs again: its recursion always
+starts at 0 over the window, and with its reward approximator on it regresses R_fit on
+that window-only reward and trains the policy on R_fit's prediction.)
+
+Ablations (all from ``RewardBufferConfig``):
+  * ``use_fit=False``: evicted members are dropped, the recursion starts at 0 (this is
+    also what the authors' code does when its reward approximator is off);
+  * ``capacity=0``: the corrected reward is R_fit alone (or 0 without fitting);
+  * ``use_eta=False``: every step is ``eps`` (uncorrected rewards).
+
+Eta layout: ``buffer.etas`` (k,) and the optional ``etas`` override of the evaluation
+functions ((k,) or per-sample (k, N), retrospective-eta mode) are indexed by *slot*,
+like the leading axis of ``buffer.disc_params``; ``slot_order`` maps chronological
+positions to slots. Negative etas are clipped to 0 (eta is a Lagrange multiplier).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from trirl import discriminator as disc
+from trirl.networks import ScalarMLP
+
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardFitConfig:
+    """R_fit regression (not specified in the paper; the authors' code uses Adam with
+    lr ~6e-5 for 30 epochs of 512-sample minibatches per fit).
+
+    Attributes:
+      hidden, activation: the ``ScalarMLP`` of R_fit (same inputs as the discriminator).
+      learning_rate: Adam step size.
+      num_steps: Adam steps per call of ``fit_reward``.
+      minibatch_size: rows drawn (with replacement) per step.
+    """
+
+    hidden: tuple[int, ...] = (256, 256, 256)
+    activation: str = "tanh"
+    learning_rate: float = 1e-4
+    num_steps: int = 100
+    minibatch_size: int = 512
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardBufferConfig:
+    """Static structure of a ``RewardBuffer``.
+
+    Attributes:
+      capacity: k, number of discriminators kept (paper Table 7: 80 - 120).
+      use_fit: represent evicted members by R_fit (False: drop them, R_fit = 0).
+      use_eta: correct steps to eps / (1 + eta) (False: plain eps, uncorrected).
+      disc: config of the member discriminators.
+      fit: config of R_fit.
+    """
+
+    capacity: int = 100
+    use_fit: bool = True
+    use_eta: bool = True
+    disc: disc.DiscriminatorConfig = dataclasses.field(default_factory=disc.DiscriminatorConfig)
+    fit: RewardFitConfig = dataclasses.field(default_factory=RewardFitConfig)
+
+    def __post_init__(self):
+        if self.capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {self.capacity}")
+
+
+@struct.dataclass
+class RewardBuffer:
+    """The state of Alg. 2's buffer; a pytree, so it passes through jit and scan.
+
+    Attributes:
+      disc_params: k discriminators stacked along a leading axis (slot order).
+      etas: (k,) trust-region multiplier of each slot.
+      count: () int32, number of valid members (<= k).
+      head: () int32, slot the next push writes; when full it holds the oldest member.
+      fit_params: R_fit parameters.
+      fit_active: () bool, R_fit represents evicted members (False: base is 0).
+      cfg: static ``RewardBufferConfig``.
+    """
+
+    disc_params: Params
+    etas: jax.Array
+    count: jax.Array
+    head: jax.Array
+    fit_params: Params
+    fit_active: jax.Array
+    cfg: RewardBufferConfig = struct.field(pytree_node=False)
+
+
+# ----------------------------------------------------------------------------- R_fit
+
+
+def _fit_module(cfg: RewardFitConfig) -> ScalarMLP:
+    return ScalarMLP(cfg.hidden, cfg.activation)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))  # eager orthogonal init is slow
+def fit_init(cfg: RewardFitConfig, key: jax.Array, input_dim: int) -> Params:
+    """Fresh R_fit parameters for inputs of width ``input_dim``."""
+    return _fit_module(cfg).init(key, jnp.zeros((1, input_dim)))
+
+
+def fit_apply(cfg: RewardFitConfig, params: Params, x: jax.Array) -> jax.Array:
+    """R_fit(x) for inputs (..., D) -> (...)."""
+    return _fit_module(cfg).apply(params, x)
+
+
+def fit_optimizer(cfg: RewardFitConfig) -> optax.GradientTransformation:
+    return optax.adam(cfg.learning_rate)
+
+
+def fit_init_opt_state(cfg: RewardFitConfig, params: Params) -> optax.OptState:
+    return fit_optimizer(cfg).init(params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def fit_reward(cfg: RewardFitConfig, fit_params: Params, opt_state: optax.OptState,
+               x: jax.Array, targets: jax.Array, key: jax.Array
+               ) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
+    """Regress R_fit(x) onto ``targets`` (N,) by MSE: ``cfg.num_steps`` Adam steps.
+
+    Warm-starts from ``fit_params``: consecutive targets differ by one damped member,
+    so the previous fit is already close.
+
+    Returns:
+      (params, opt_state, metrics) with ``fit_mse`` averaged over the steps.
+    """
+    tx = fit_optimizer(cfg)
+    targets = jax.lax.stop_gradient(targets)
+
+    def mse(params, xb, yb):
+        return jnp.mean(jnp.square(fit_apply(cfg, params, xb) - yb))
+
+    def step(carry, step_key):
+        params, opt_state = carry
+        idx = jax.random.randint(step_key, (cfg.minibatch_size,), 0, x.shape[0])
+        value, grads = jax.value_and_grad(mse)(params, x[idx], targets[idx])
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), value
+
+    (fit_params, opt_state), losses = jax.lax.scan(
+        step, (fit_params, opt_state), jax.random.split(key, cfg.num_steps))
+    return fit_params, opt_state, {"fit_mse": jnp.mean(losses)}
+
+
+# ----------------------------------------------------------------------------- buffer
+
+
+def init(cfg: RewardBufferConfig, key: jax.Array, input_dim: int) -> RewardBuffer:
+    """An empty buffer for inputs of width ``input_dim``.
+
+    Empty slots hold zeros; they are masked out, never evaluated into the reward.
+    """
+    # Only the shapes of a discriminator are needed: trace, don't run, its init.
+    template = jax.eval_shape(lambda: disc.init(cfg.disc, key, input_dim))
+    k = cfg.capacity
+    return RewardBuffer(
+        disc_params=jax.tree.map(lambda p: jnp.zeros((k,) + p.shape, p.dtype), template),
+        etas=jnp.zeros((k,), jnp.float32),
+        count=jnp.zeros((), jnp.int32),
+        head=jnp.zeros((), jnp.int32),
+        fit_params=fit_init(cfg.fit, key, input_dim),
+        fit_active=jnp.zeros((), bool),
+        cfg=cfg,
+    )
+
+
+def slot_order(buffer: RewardBuffer) -> tuple[jax.Array, jax.Array]:
+    """Slots in chronological order and their validity, each (k,).
+
+    Position j (0 = oldest) lives in slot ``(head - count + j) mod k`` and is valid
+    iff ``j < count``; positions past ``count`` are empty slots.
+    """
+    k = buffer.cfg.capacity
+    j = jnp.arange(k)
+    return (buffer.head - buffer.count + j) % max(k, 1), j < buffer.count
+
+
+def will_evict(buffer: RewardBuffer) -> jax.Array:
+    """Whether the next push drops a member out of the window (buffer full)."""
+    return buffer.count >= buffer.cfg.capacity
+
+
+def member_logits(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
+    """Logits of every slot on inputs x (N, D) -> (k, N), slot order, one vmap."""
+    return jax.vmap(lambda p: disc.logits(buffer.cfg.disc, p, x))(buffer.disc_params)
+
+
+def _base(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
+    """Start of the recursion: R_fit(x) if it represents evicted members, else 0."""
+    zeros = jnp.zeros(x.shape[:-1], jnp.float32)
+    if not buffer.cfg.use_fit:
+        return zeros
+    return jnp.where(buffer.fit_active, fit_apply(buffer.cfg.fit, buffer.fit_params, x), zeros)
+
+
+def _step(cfg: RewardBufferConfig, eps: float, eta) -> jax.Array:
+    """Corrected step size eps / (1 + eta) (Thm. 3.2); eps itself without correction."""
+    if not cfg.use_eta:
+        return jnp.asarray(eps, jnp.float32) * jnp.ones_like(eta, jnp.float32)
+    return eps / (1.0 + jnp.maximum(eta, 0.0))
+
+
+def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
+                     etas: Optional[jax.Array] = None) -> jax.Array:
+    """Corrected reward of Alg. 2 lines 19-23 on inputs x (N, D) -> (N,).
+
+    ``r = base; for member j oldest -> newest: r = (1 - s_j) r + s_j beta D_j(x)`` with
+    ``s_j = eps / (1 + eta_j)``; empty slots leave ``r`` unchanged.
+
+    Args:
+      etas: optional override of ``buffer.etas`` in slot order, (k,) or per-sample
+        (k, N) (retrospective eta).
+    """
+    r = _base(buffer, x)
+    k = buffer.cfg.capacity
+    if k == 0:
+        return r
+    logits = member_logits(buffer, x)
+    steps = _step(buffer.cfg, eps, buffer.etas if etas is None else etas)
+    steps = jnp.broadcast_to(steps.reshape(steps.shape + (1,) * (logits.ndim - steps.ndim)),
+                             logits.shape)  # (k,) per member or (k, N) per sample
+    slots, valid = slot_order(buffer)
+
+    def apply_member(r, member):
+        logit, step, ok = member
+        # where, not a zero step: an empty slot's logits are never allowed to leak in.
+        return jnp.where(ok, (1.0 - step) * r + step * beta * logit, r), None
+
+    r, _ = jax.lax.scan(apply_member, r, (logits[slots], steps[slots], valid))
+    return r
+
+
+def intermediate_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
+                        new_logits: jax.Array, etas: Optional[jax.Array] = None
+                        ) -> jax.Array:
+    """Reward for the next policy update (Alg. 2 line 24, Alg. 1 line 5):
+    ``(1 - eps) * corrected + eps * beta * new_logits``, with ``new_logits`` (N,) the
+    newest discriminator's logits on x (it is not in the buffer yet)."""
+    return (1.0 - eps) * corrected_reward(buffer, x, beta, eps, etas) + eps * beta * new_logits
+
+
+def fit_targets(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
+                new_logits: jax.Array, new_eta, etas: Optional[jax.Array] = None
+                ) -> jax.Array:
+    """Regression targets for the R_fit that replaces the current one at the next push.
+
+    ``(1 - s_old) * base(x) + s_old * beta * D_old(x)`` where ``D_old`` is the member the
+    next push evicts: the oldest slot (``head``) of a full buffer, or, for ``k = 0``, the
+    pushed member itself (``new_logits``, ``new_eta``). Only meaningful when
+    ``will_evict(buffer)``; see the module docstring for why this is the right target.
+    """
+    base = _base(buffer, x)
+    if buffer.cfg.capacity == 0:
+        logit, eta = new_logits, new_eta
+    else:
+        oldest = jax.tree.map(lambda p: p[buffer.head], buffer.disc_params)
+        logit = disc.logits(buffer.cfg.disc, oldest, x)
+        eta = (buffer.etas if etas is None else etas)[buffer.head]
+    step = _step(buffer.cfg, eps, eta)
+    return (1.0 - step) * base + step * beta * logit
+
+
+def push(buffer: RewardBuffer, disc_params: Params, eta, fit_params: Optional[Params] = None
+         ) -> RewardBuffer:
+    """Append a discriminator and its scalar eta, overwriting the oldest slot when full.
+
+    If the push evicts a member and ``fit_params`` is given (and ``use_fit``), R_fit
+    becomes ``fit_params`` -- fitted to ``fit_targets`` -- and is switched on. Without
+    ``fit_params`` an evicted member is simply dropped. Otherwise R_fit is untouched.
+    """
+    cfg = buffer.cfg
+    if cfg.use_fit and fit_params is not None:
+        evict = will_evict(buffer)
+        buffer = buffer.replace(
+            fit_params=jax.tree.map(lambda new, old: jnp.where(evict, new, old),
+                                    fit_params, buffer.fit_params),
+            fit_active=buffer.fit_active | evict)
+    k = cfg.capacity
+    if k == 0:
+        return buffer
+    slot = buffer.head
+    return buffer.replace(
+        disc_params=jax.tree.map(lambda stack, p: stack.at[slot].set(p),
+                                 buffer.disc_params, disc_params),
+        etas=buffer.etas.at[slot].set(jnp.asarray(eta, buffer.etas.dtype)),
+        head=(slot + 1) % k,
+        count=jnp.minimum(buffer.count + 1, k),
+    )
+
+
+def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_params: Params,
+                 eta, x: jax.Array, beta: float, eps: float, key: jax.Array,
+                 etas: Optional[jax.Array] = None
+                 ) -> tuple[RewardBuffer, optax.OptState, dict[str, jax.Array]]:
+    """``push`` with the eviction fit: when the push evicts a member (and ``use_fit``),
+    first regress R_fit onto ``fit_targets`` on the rollout inputs x (N, D).
+
+    Returns:
+      (buffer, fit_opt_state, metrics); ``fit_mse`` is NaN when no fit ran.
+    """
+    cfg = buffer.cfg
+    if not cfg.use_fit:
+        return push(buffer, disc_params, eta), fit_opt_state, {"fit_mse": jnp.float32(jnp.nan)}
+    new_logits = disc.logits(cfg.disc, disc_params, x)
+    targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas)
+
+    def fit(_):
+        return fit_reward(cfg.fit, buffer.fit_params, fit_opt_state, x, targets, key)
+
+    def skip(_):
+        return buffer.fit_params, fit_opt_state, {"fit_mse": jnp.float32(jnp.nan)}
+
+    # cond, not both: while the buffer is filling no fit is needed.
+    fit_params, fit_opt_state, metrics = jax.lax.cond(will_evict(buffer), fit, skip, None)
+    return push(buffer, disc_params, eta, fit_params), fit_opt_state, metrics
