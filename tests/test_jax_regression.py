@@ -168,10 +168,12 @@ def test_vmapped_mjx_step_ant_batch_does_not_hang():
     result = json.loads(lines[-1][len("RESULT "):])
 
     assert result["finite"], f"non-finite qpos/qvel after stepping: {result}"
-    # Every env must have moved (gravity alone drops the torso ~5 cm in
-    # 0.1 s), so a step that silently does nothing fails here.
-    assert result["min_moved"] > 1e-3, f"some envs did not move: {result}"
-    assert result["torso_dz_mean"] < -1e-3, f"torsos did not fall on average: {result}"
+    # Every env must have moved: random controls and gravity move every torso and
+    # joint within 10 steps, so a step that silently does nothing fails here.
+    assert result["min_torso_moved"] > 1e-4, f"some torsos did not move: {result}"
+    assert result["min_joints_moved"] > 1e-4, f"some joints did not move: {result}"
+    # The batch must exercise the contact solver (the deadlocking Cholesky).
+    assert result["envs_in_contact"] > 0, f"no env starts in contact: {result}"
 
 
 def _exact_pins(pyproject: dict) -> dict[str, str]:
