@@ -1,1 +1,57 @@
-"""Environments for trirl (import name ``trirl.envs``)."""
+"""trirl environments on MuJoCo MJX: ``make(name, **overrides)`` and the registry.
+
+>>> from trirl import envs
+>>> env = envs.make("point_maze", episode_length=50)
+>>> state = env.reset(jax.random.key(0))
+>>> state = env.step(state, jnp.zeros(env.action_size))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trirl.envs.base import AutoReset, Env, EnvConfig, EnvState, MjxBackend, PhysicsArrays
+from trirl.envs.point_maze import PointMaze, PointMazeConfig, PointMazeFlipped
+from trirl.errors import TrirlError
+
+__all__ = ["make", "names", "register", "registry", "Env", "EnvConfig", "EnvState",
+           "AutoReset", "MjxBackend", "PhysicsArrays", "PointMaze", "PointMazeConfig"]
+
+_REGISTRY: dict[str, type[Env]] = {}
+
+
+def register(env_class: type[Env]) -> type[Env]:
+    """Add an :class:`Env` subclass to the registry under ``env_class.name``."""
+    _REGISTRY[env_class.name] = env_class
+    return env_class
+
+
+def registry() -> dict[str, type[Env]]:
+    """A copy of the registry: name -> Env class."""
+    return dict(_REGISTRY)
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make(name: str, **overrides) -> Env:
+    """Build the environment ``name`` with its config fields replaced by ``overrides``.
+
+    Raises:
+      TrirlError: unknown name or unknown/invalid override field.
+    """
+    if name not in _REGISTRY:
+        raise TrirlError(f"unknown environment {name!r}; choose one of: {', '.join(names())} "
+                         "(see `trirl envs`)")
+    env_class = _REGISTRY[name]
+    fields = {f.name for f in dataclasses.fields(env_class.config_class)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TrirlError(f"environment {name!r} has no setting {unknown[0]!r}; "
+                         f"valid settings: {', '.join(sorted(fields))}")
+    return env_class(dataclasses.replace(env_class.config_class(), **overrides))
+
+
+register(PointMaze)
+register(PointMazeFlipped)

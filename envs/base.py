@@ -1,0 +1,265 @@
+"""Functional environment API: ``reset(key) -> EnvState``, ``step(state, action) -> EnvState``.
+
+In the style of brax and gymnax: an :class:`Env` object holds only constants (the
+compiled model, sizes, bounds); everything that changes lives in the :class:`EnvState`
+pytree, so ``reset``/``step`` are pure, ``jax.jit``-able and batch with ``jax.vmap``.
+
+Engine independence
+-------------------
+An environment never reads physics-engine internals. The backend (``MjxBackend``
+here; a MuJoCo C backend is planned) turns its state into a :class:`PhysicsArrays`
+of a few named arrays (qpos, qvel, body poses and velocities, actuator and contact
+forces), and the environment computes observations, rewards, termination and base
+features from those alone. A second backend only has to fill the same arrays.
+
+Termination vs truncation
+-------------------------
+``absorbing`` marks a step that *entered a terminal state* (its successor is the
+absorbing state s_a of the IRL formulation: the value there is the absorbing reward
+over 1 - gamma, zero for the true task reward). ``truncated`` marks a time-out: the
+state is an ordinary state and returns must be bootstrapped from its value.
+``done = absorbing | truncated``. A step never sets both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from trirl.envs._mjx import mjx, mujoco
+
+
+@struct.dataclass
+class PhysicsArrays:
+    """The named physics quantities environments may read (world frame, SI units).
+
+    Attributes:
+      qpos: generalized positions ``(nq,)``.
+      qvel: generalized velocities ``(nv,)``.
+      xpos: body positions ``(nbody, 3)``.
+      xquat: body orientations as quaternions ``(nbody, 4)``, w first.
+      cvel: body velocities at the centre of mass, rotation first ``(nbody, 6)``.
+      qfrc_actuator: actuator forces in joint space ``(nv,)``.
+      cfrc_ext: external (contact) wrenches per body ``(nbody, 6)``; backends that do
+        not compute them return zeros (documented per env in ``docs/envs.md``).
+      time: simulation time ``()``.
+    """
+
+    qpos: jax.Array
+    qvel: jax.Array
+    xpos: jax.Array
+    xquat: jax.Array
+    cvel: jax.Array
+    qfrc_actuator: jax.Array
+    cfrc_ext: jax.Array
+    time: jax.Array
+
+
+class MjxBackend:
+    """MuJoCo MJX physics: ``init``/``step`` on ``mjx.Data`` and ``arrays`` to read it."""
+
+    def __init__(self, mj_model: mujoco.MjModel, frame_skip: int):
+        self.mj_model = mj_model
+        self.model = mjx.put_model(mj_model)
+        self.frame_skip = int(frame_skip)
+        # One template, built once: make_data inside every jitted reset would rebuild
+        # the same constant arrays at trace time for no gain.
+        self._template = mjx.make_data(self.model)
+
+    def init(self, qpos: jax.Array, qvel: jax.Array) -> Any:
+        """Physics state at (qpos, qvel) with all derived quantities computed."""
+        data = self._template.replace(qpos=qpos.astype(self._template.qpos.dtype),
+                                      qvel=qvel.astype(self._template.qvel.dtype))
+        return mjx.forward(self.model, data)
+
+    def step(self, data: Any, ctrl: jax.Array) -> Any:
+        """Advance ``frame_skip`` physics steps holding ``ctrl``."""
+        data = data.replace(ctrl=ctrl.astype(data.ctrl.dtype))
+        return jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(self.model, d), data)
+
+    def arrays(self, data: Any) -> PhysicsArrays:
+        # MJX does not compute cfrc_ext (mj_rnePostConstraint); zeros keep the layout.
+        cfrc_ext = getattr(data, "cfrc_ext", None)
+        if cfrc_ext is None:
+            cfrc_ext = jnp.zeros((self.mj_model.nbody, 6), data.qpos.dtype)
+        return PhysicsArrays(qpos=data.qpos, qvel=data.qvel, xpos=data.xpos, xquat=data.xquat,
+                             cvel=data.cvel, qfrc_actuator=data.qfrc_actuator,
+                             cfrc_ext=cfrc_ext, time=data.time)
+
+
+@struct.dataclass
+class EnvState:
+    """Everything that changes during an episode; a pytree, batched by ``vmap``.
+
+    Attributes:
+      data: the backend's physics state (``mjx.Data`` for MJX).
+      obs: observation to act on. After an auto-reset it is the new episode's first
+        observation.
+      next_obs: the observation this step actually reached, before any auto-reset
+        (equal to ``obs`` without auto-reset). Use it for transitions (s, a, s') and to
+        bootstrap values on truncation.
+      reward: true task reward of the last step (for evaluation and expert training
+        only; learners plug in their own reward).
+      done: ``absorbing | truncated``.
+      truncated: the episode hit ``episode_length`` without terminating.
+      absorbing: the step entered a terminal state; its successor is s_a.
+      steps: steps taken in the current episode (int32).
+      key: PRNG key for reset noise and any stochastic dynamics.
+      metrics: per-step diagnostic scalars (same keys at reset and step).
+    """
+
+    data: Any
+    obs: jax.Array
+    next_obs: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    truncated: jax.Array
+    absorbing: jax.Array
+    steps: jax.Array
+    key: jax.Array
+    metrics: dict = struct.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Settings shared by every environment; each env subclasses this with its own.
+
+    Attributes:
+      episode_length: steps before truncation (the horizon).
+      frame_skip: physics steps per control step.
+      reset_noise_scale: half-width of the uniform noise added at reset.
+    """
+
+    episode_length: int = 1000
+    frame_skip: int = 5
+    reset_noise_scale: float = 0.1
+
+
+class Env:
+    """Base class. Subclasses set ``name``, ``description``, ``config_class`` and implement
+    ``_mjcf``, ``_initial_qpos_qvel``, ``_observe``, ``_reward``, ``_terminated`` and
+    ``features``; everything else (sizes, bounds, reset/step, truncation) lives here.
+    """
+
+    name: str = ""
+    description: str = ""
+    config_class: type = EnvConfig
+    obs_names: tuple[str, ...] = ()
+    feature_names: tuple[str, ...] = ()
+
+    def __init__(self, config: Optional[EnvConfig] = None):
+        self.config = config if config is not None else self.config_class()
+        self.mj_model = mujoco.MjModel.from_xml_string(self._mjcf())
+        self.backend = MjxBackend(self.mj_model, self.config.frame_skip)
+        ctrl_range = np.asarray(self.mj_model.actuator_ctrlrange, np.float32)
+        self.action_low = ctrl_range[:, 0].copy()
+        self.action_high = ctrl_range[:, 1].copy()
+        self.action_size = int(self.mj_model.nu)
+        self.episode_length = int(self.config.episode_length)
+        self.dt = float(self.mj_model.opt.timestep * self.config.frame_skip)
+        self.observation_size = len(self.obs_names)
+
+    # -- to implement -----------------------------------------------------------------
+
+    def _mjcf(self) -> str:
+        raise NotImplementedError
+
+    def _initial_qpos_qvel(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        raise NotImplementedError
+
+    def _observe(self, arrays: PhysicsArrays) -> jax.Array:
+        raise NotImplementedError
+
+    def _reward(self, before: PhysicsArrays, after: PhysicsArrays,
+                action: jax.Array) -> tuple[jax.Array, dict]:
+        """Return (true reward, metrics dict) for the step ``before -> after``."""
+        raise NotImplementedError
+
+    def _terminated(self, arrays: PhysicsArrays) -> jax.Array:
+        raise NotImplementedError
+
+    def features(self, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
+        """Named base features (``feature_names``) of a transition, from observations only,
+        so a feature-based reward can be evaluated outside trirl (paper App. B)."""
+        raise NotImplementedError
+
+    def _ctrl(self, action: jax.Array) -> jax.Array:
+        """Map a clipped action to actuator controls (identity: ctrl = action)."""
+        return action
+
+    # -- the API ------------------------------------------------------------------------
+
+    def reset(self, key: jax.Array) -> EnvState:
+        key, sub = jax.random.split(key)
+        qpos, qvel = self._initial_qpos_qvel(sub)
+        data = self.backend.init(qpos, qvel)
+        arrays = self.backend.arrays(data)
+        obs = self._observe(arrays).astype(jnp.float32)
+        shapes = jax.eval_shape(self._reward, arrays, arrays, jnp.zeros(self.action_size))[1]
+        metrics = {k: jnp.zeros(s.shape, jnp.float32) for k, s in shapes.items()}
+        false = jnp.zeros((), bool)
+        return EnvState(data=data, obs=obs, next_obs=obs, reward=jnp.zeros((), jnp.float32),
+                        done=false, truncated=false, absorbing=false,
+                        steps=jnp.zeros((), jnp.int32), key=key, metrics=metrics)
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        """One control step. Actions are clipped to the bounds. Stepping a finished
+        episode continues the physics (use :class:`AutoReset` for training)."""
+        action = jnp.clip(action, self.action_low, self.action_high)
+        before = self.backend.arrays(state.data)
+        data = self.backend.step(state.data, self._ctrl(action))
+        after = self.backend.arrays(data)
+        obs = self._observe(after).astype(jnp.float32)
+        reward, metrics = self._reward(before, after, action)
+        absorbing = jnp.asarray(self._terminated(after), bool)
+        steps = state.steps + 1
+        truncated = (steps >= self.episode_length) & ~absorbing
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        return state.replace(data=data, obs=obs, next_obs=obs,
+                             reward=jnp.asarray(reward, jnp.float32),
+                             done=absorbing | truncated, truncated=truncated,
+                             absorbing=absorbing, steps=steps, metrics=metrics)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, obs={self.observation_size}, "
+                f"act={self.action_size}, dt={self.dt}, episode_length={self.episode_length})")
+
+
+class AutoReset:
+    """Batched training view of an env: vmapped, and finished episodes restart.
+
+    Resets come from a *pool* of fresh initial states that the caller draws once per
+    rollout (``reset_pool``) instead of running a reset inside every step: a reset
+    costs a full forward pass of the physics, and with hundreds of envs some env
+    finishes at almost every step, so resetting in-step would nearly double the cost
+    of short-episode tasks. Env ``i`` restarts from pool slot ``i``; an env that
+    finishes twice within one rollout restarts from the same (still correctly
+    distributed) initial state, which only matters for episodes shorter than a rollout.
+    """
+
+    def __init__(self, env: Env):
+        self.env = env
+        self._reset = jax.vmap(env.reset)
+        self._step = jax.vmap(env.step)
+
+    def reset(self, key: jax.Array, num_envs: int) -> EnvState:
+        return self._reset(jax.random.split(key, num_envs))
+
+    def reset_pool(self, key: jax.Array, num_envs: int) -> EnvState:
+        return self.reset(key, num_envs)
+
+    def step(self, state: EnvState, action: jax.Array, pool: EnvState) -> EnvState:
+        nxt = self._step(state, action)
+
+        def restart(new, fresh):
+            mask = nxt.done.reshape(nxt.done.shape + (1,) * (new.ndim - 1))
+            return jnp.where(mask, fresh, new)
+
+        restarted = jax.tree.map(restart, (nxt.data, nxt.obs, nxt.steps),
+                                 (pool.data, pool.obs, pool.steps))
+        return nxt.replace(data=restarted[0], obs=restarted[1], steps=restarted[2])
