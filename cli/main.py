@@ -1,5 +1,167 @@
+"""The ``trirl`` command line. It only maps flags to configs and library calls.
+
+Every user error surfaces as one line ``trirl: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
 import click
 
-@click.group()
+from trirl.errors import TrirlError
+
+
+def _friendly(fn):
+    """Turn TrirlError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TrirlError as exc:
+            click.echo(f"trirl: error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trirl")
 def main():
-    """trirl command line."""
+    """Trust Region Inverse Reinforcement Learning on MuJoCo MJX."""
+
+
+@main.command("envs")
+@_friendly
+def envs_cmd():
+    """List the registered environments."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from trirl import envs
+
+    table = Table(title="trirl environments")
+    for col in ("name", "obs", "act", "dt (s)", "horizon", "description"):
+        table.add_column(col)
+    for name, cls in sorted(envs.registry().items()):
+        env = envs.make(name)
+        table.add_row(name, str(env.observation_size), str(env.action_size), f"{env.dt:g}",
+                      str(env.episode_length), cls.description)
+    Console().print(table)
+
+
+@main.command()
+@click.option("--env", "env_name", default="point_maze", show_default=True,
+              help="Environment name (see `trirl envs`).")
+@click.option("--steps", type=int, default=None, help="Environment steps per seed "
+              "[default: the env's preset].")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="Independent seeds trained together (vmap).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the run [default: runs/<env>-expert-<time>].")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--set", "ppo_set", multiple=True, metavar="KEY=VALUE",
+              help="PPO setting, e.g. --set learning_rate=1e-4 (repeatable).")
+@click.option("--env-set", multiple=True, metavar="KEY=VALUE",
+              help="Environment setting, e.g. --env-set episode_length=200.")
+@click.option("--checkpoint-every", type=int, default=50, show_default=True)
+@_friendly
+def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, checkpoint_every):
+    """Train a PPO expert on the environment's true reward."""
+    from trirl import envs, expert as expert_lib
+    from trirl.ppo import PPOConfig
+
+    if resume:
+        expert_lib.resume_expert(resume)
+        click.echo(f"run: {resume}")
+        return
+    if env_name not in envs.names():
+        envs.make(env_name)  # raises the standard unknown-env error
+    env_cls = envs.registry()[env_name]
+    run = expert_lib.train_expert(
+        env_name, run_dir=run_dir, steps=steps, seeds=seeds, seed=seed,
+        ppo_overrides=expert_lib.parse_overrides(ppo_set, PPOConfig, "PPO"),
+        env_overrides=expert_lib.parse_overrides(env_set, env_cls.config_class, env_name),
+        checkpoint_every=checkpoint_every)
+    click.echo(f"run: {run}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--episodes", type=int, default=30, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Demo file to write (.npz).")
+@click.option("--stochastic", is_flag=True, help="Sample actions instead of the mean action.")
+@click.option("--seed-index", type=int, default=0, show_default=True,
+              help="Which seed of a multi-seed run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def demos(run, episodes, output, stochastic, seed_index, seed):
+    """Record demonstrations from a trained policy."""
+    from trirl import evaluation
+
+    info = evaluation.record_demos(run, output, episodes=episodes, stochastic=stochastic,
+                                   seed_index=seed_index, seed=seed)
+    click.echo(f"wrote {output}: {episodes} episodes, {info['transitions']} transitions, "
+               f"expert return {info['expert_return_mean']:.3f} ± {info['expert_return_std']:.3f}"
+               f", random {info['random_return_mean']:.3f}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--episodes", type=int, default=100, show_default=True)
+@click.option("--demos", "demos_path", type=click.Path(path_type=Path), default=None,
+              help="Demo file whose metadata holds the expert/random returns for the "
+                   "normalized score [default: the bundled demos of the env, if any].")
+@click.option("--stochastic", is_flag=True, help="Sample actions instead of the mean action.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_friendly
+def evaluate(run, episodes, demos_path, stochastic, seed, as_json):
+    """Mean/std return, success rate and normalized score of a run's policies."""
+    from trirl import evaluation
+
+    result = evaluation.evaluate_run(run, episodes=episodes, demos_path=demos_path,
+                                     stochastic=stochastic, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{run} on {result['env']} ({episodes} episodes per seed)")
+    for col in ("seed", "return mean", "return std", "terminated", "normalized score"):
+        table.add_column(col)
+    for i, r in enumerate(result["per_seed"]):
+        score = "-" if r["normalized_score"] is None else f"{r['normalized_score']:.3f}"
+        table.add_row(str(i), f"{r['return_mean']:.3f}", f"{r['return_std']:.3f}",
+                      f"{r['terminated_fraction']:.1%}", score)
+    Console().print(table)
+    if result["reference"]:
+        ref = result["reference"]
+        click.echo(f"normalized score: expert return {ref['expert_return_mean']:.3f} = 1, "
+                   f"random return {ref['random_return_mean']:.3f} = 0 (from {ref['source']})")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="PNG to write [default: RUN/learning_curve.png].")
+@click.option("--metric", default="episode_return", show_default=True)
+@_friendly
+def plot(runs, output, metric):
+    """Learning curve(s) of one or more runs as a PNG."""
+    from trirl import plots
+
+    out = plots.learning_curves(list(runs), output, metric)
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,9 @@ class MjxBackend:
         # One template, built once: make_data inside every jitted reset would rebuild
         # the same constant arrays at trace time for no gain.
         self._template = mjx.make_data(self.model)
+        # One function object for the loop body: fori_loop caches its trace by function
+        # identity, so a fresh lambda per call would retrace every un-jitted step.
+        self._physics_step = lambda _, d: mjx.step(self.model, d)
 
     def init(self, qpos: jax.Array, qvel: jax.Array) -> Any:
         """Physics state at (qpos, qvel) with all derived quantities computed."""
@@ -80,7 +83,7 @@ class MjxBackend:
     def step(self, data: Any, ctrl: jax.Array) -> Any:
         """Advance ``frame_skip`` physics steps holding ``ctrl``."""
         data = data.replace(ctrl=ctrl.astype(data.ctrl.dtype))
-        return jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(self.model, d), data)
+        return jax.lax.fori_loop(0, self.frame_skip, self._physics_step, data)
 
     def arrays(self, data: Any) -> PhysicsArrays:
         # MJX does not compute cfrc_ext (mj_rnePostConstraint); zeros keep the layout.
@@ -224,6 +227,14 @@ class Env:
                              reward=jnp.asarray(reward, jnp.float32),
                              done=absorbing | truncated, truncated=truncated,
                              absorbing=absorbing, steps=steps, metrics=metrics)
+
+    # Equal configs give equal envs, so two ``make`` calls share jit caches when an env
+    # is a static argument.
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.config == self.config
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.config))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, obs={self.observation_size}, "

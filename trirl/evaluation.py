@@ -1,0 +1,91 @@
+"""Evaluating trained policies and recording demonstrations from them.
+
+The normalised score is ``(R - R_random) / (R_expert - R_random)`` (expert = 1,
+random = 0), with the reference returns taken from a demo file's metadata -- the same
+numbers the demos were published with, so scores are comparable across tools.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from pathlib import Path
+from typing import Optional
+
+import jax
+import numpy as np
+
+from trirl import demos as demos_lib
+from trirl.errors import TrirlError
+from trirl.expert import Run, load_policy, open_run
+
+
+def _act_fn(run: Run, stochastic: bool):
+    return run.ppo.act_stochastic if stochastic else run.ppo.act_deterministic
+
+
+def bundled_demos(env_name: str) -> Optional[Path]:
+    """Path of the demo file shipped in ``trirl.examples`` for ``env_name``, if any."""
+    path = importlib.resources.files("trirl.examples") / f"{env_name}.npz"
+    return Path(str(path)) if path.is_file() else None
+
+
+def normalized_score(ret: float, expert: float, random: float) -> float:
+    return float((ret - random) / (expert - random))
+
+
+def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic: bool = False,
+                 seed_index: int = 0, seed: int = 0) -> dict:
+    """Record ``episodes`` episodes of a run's policy into a demo file."""
+    if episodes < 1:
+        raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
+    run = open_run(run_dir)
+    policy = load_policy(run, seed_index)
+    key_demo, key_random = jax.random.split(jax.random.PRNGKey(seed))
+    demos, returns = demos_lib.record(run.env, _act_fn(run, stochastic), key_demo, episodes,
+                                      params=policy)
+    random = demos_lib.random_returns(run.env, key_random, max(episodes, 100))
+    info = dict(expert_return_mean=float(returns.mean()), expert_return_std=float(returns.std()),
+                random_return_mean=float(random.mean()), random_return_std=float(random.std()))
+    metadata = {**demos.metadata, **info, "source": f"trirl demos {run_dir}",
+                "seed": seed, "deterministic": not stochastic,
+                "env_overrides": run.config.get("env_overrides", {})}
+    demos_lib.save(output, dataclasses.replace(demos, metadata=metadata))
+    return {**info, "transitions": demos.num_transitions}
+
+
+def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Path] = None,
+                 stochastic: bool = False, seed: int = 1) -> dict:
+    """Per-seed mean/std true return, terminated fraction and normalised score."""
+    if episodes < 1:
+        raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
+    run = open_run(run_dir)
+    reference = None
+    path = demos_path or bundled_demos(run.env.name)
+    if path is not None:
+        meta = demos_lib.load(path).metadata
+        if meta["env"] != run.env.name:
+            raise TrirlError(f"{path}: demos are for env {meta['env']!r} but the run is on "
+                             f"{run.env.name!r}; pass --demos for {run.env.name}")
+        if meta.get("expert_return_mean") is not None and meta.get("random_return_mean") is not None:
+            reference = {"expert_return_mean": meta["expert_return_mean"],
+                         "random_return_mean": meta["random_return_mean"], "source": str(path)}
+    per_seed = []
+    for i in range(run.num_seeds):
+        policy = load_policy(run, i)
+        demos, returns = demos_lib.record(run.env, _act_fn(run, stochastic),
+                                          jax.random.PRNGKey(seed), episodes, params=policy)
+        entry = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                 "terminated_fraction": float(demos.absorbing.sum() / episodes),
+                 "normalized_score": None}
+        if reference:
+            entry["normalized_score"] = normalized_score(
+                entry["return_mean"], reference["expert_return_mean"],
+                reference["random_return_mean"])
+        per_seed.append(entry)
+    scores = [e["normalized_score"] for e in per_seed if e["normalized_score"] is not None]
+    return {"run": str(run_dir), "env": run.env.name, "episodes": episodes,
+            "deterministic": not stochastic, "per_seed": per_seed, "reference": reference,
+            "return_mean": float(np.mean([e["return_mean"] for e in per_seed])),
+            "normalized_score_mean": float(np.mean(scores)) if scores else None,
+            "normalized_score_std": float(np.std(scores)) if scores else None}

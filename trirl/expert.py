@@ -1,0 +1,177 @@
+"""Expert training on the true task reward, and loading trained policies from runs.
+
+A run directory holds ``config.json`` (everything needed to rebuild the run),
+``metrics.jsonl`` and ``checkpoints/``. Several seeds train together (``vmap`` over
+the stacked state); policies are addressed by seed index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+import trirl
+from trirl import envs
+from trirl.errors import TrirlError
+from trirl.ppo import PPO, PPOConfig, TrustRegionConfig
+from trirl.runner import load_state, train_loop, write_json_atomic
+
+# Per-environment expert settings: PPO overrides and a step budget that reaches the
+# benchmark in docs/benchmarks.md. point_maze needs exploration to find the gap
+# (the distance reward is deceptive near the wall): a wide initial std and an
+# entropy bonus.
+EXPERT_PRESETS: dict[str, dict[str, Any]] = {
+    "point_maze": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
+    "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
+}
+DEFAULT_STEPS = 5_000_000
+
+
+def ppo_config_from_dict(values: dict, source: str) -> PPOConfig:
+    """Rebuild a :class:`PPOConfig` from JSON, with a clear error for unknown fields."""
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise TrirlError(f"{source}: unknown PPO setting {unknown[0]!r}; valid: "
+                         f"{', '.join(sorted(fields))}")
+    values = dict(values)
+    if isinstance(values.get("hidden"), list):
+        values["hidden"] = tuple(values["hidden"])
+    if isinstance(values.get("trust_region"), dict):
+        values["trust_region"] = TrustRegionConfig(**values["trust_region"])
+    return PPOConfig(**values)
+
+
+def parse_overrides(pairs: tuple[str, ...], config_class: type, what: str) -> dict:
+    """``("lr=3e-4", "hidden=64,64")`` -> typed dict for ``config_class`` fields."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep:
+            raise TrirlError(f"{what} override {pair!r} is not KEY=VALUE (e.g. learning_rate=1e-4)")
+        if name not in fields:
+            raise TrirlError(f"{what} has no setting {name!r}; valid: {', '.join(sorted(fields))}")
+        default = getattr(config_class(), name)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value: Any = text.lower() in ("true", "1")
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float):
+                value = float(text)
+            elif isinstance(default, tuple):
+                value = tuple(type(default[0])(v) for v in text.split(",") if v.strip())
+            else:
+                raise TrirlError(f"{what} setting {name!r} cannot be set from the command line")
+        except ValueError:
+            raise TrirlError(f"{what} setting {name}={text!r}: expected a value like "
+                             f"{default!r}") from None
+        out[name] = value
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A trained run rebuilt from its directory."""
+
+    run_dir: Path
+    config: dict
+    env: envs.Env
+    ppo: PPO
+
+    @property
+    def num_seeds(self) -> int:
+        return int(self.config["seeds"])
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise TrirlError(f"{run_dir}: not a trirl run directory (no config.json); pass the "
+                         "directory that `trirl expert`/`trirl learn` created")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TrirlError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}); restore "
+                         "the file or start a new run") from None
+
+
+def open_run(run_dir: str | Path) -> Run:
+    run_dir = Path(run_dir)
+    config = _read_config(run_dir)
+    env = envs.make(config["env"], **config.get("env_overrides", {}))
+    ppo = PPO(env, ppo_config_from_dict(config["ppo"], str(run_dir / "config.json")))
+    return Run(run_dir=run_dir, config=config, env=env, ppo=ppo)
+
+
+def default_run_dir(kind: str, env_name: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{env_name}-{kind}-{stamp}"
+
+
+def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Optional[int] = None,
+                 seeds: int = 1, seed: int = 0, ppo_overrides: Optional[dict] = None,
+                 env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
+                 show_progress: bool = True) -> Path:
+    """Train PPO expert(s) on the true reward; returns the run directory."""
+    preset = EXPERT_PRESETS.get(env_name, {})
+    env = envs.make(env_name, **(env_overrides or {}))
+    cfg = PPOConfig(**{**preset.get("ppo", {}), **(ppo_overrides or {})})
+    steps = int(steps or preset.get("steps", DEFAULT_STEPS))
+    if seeds < 1:
+        raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
+    num_iterations = max(1, -(-steps // cfg.batch_size))
+    run_dir = Path(run_dir) if run_dir else default_run_dir("expert", env_name)
+    if (run_dir / "config.json").exists():
+        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
+                         "--run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"kind": "expert", "env": env_name, "env_overrides": env_overrides or {},
+              "ppo": dataclasses.asdict(cfg), "seeds": seeds, "seed": seed,
+              "total_steps": num_iterations * cfg.batch_size, "num_iterations": num_iterations,
+              "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
+    write_json_atomic(run_dir / "config.json", config)
+    _train(open_run(run_dir), resume=False, show_progress=show_progress)
+    return run_dir
+
+
+def resume_expert(run_dir: Path, show_progress: bool = True) -> Path:
+    _train(open_run(run_dir), resume=True, show_progress=show_progress)
+    return run_dir
+
+
+def _init_fn(run: Run):
+    keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
+    return jax.jit(jax.vmap(run.ppo.init))(keys)
+
+
+def _train(run: Run, *, resume: bool, show_progress: bool) -> None:
+    iterate = jax.jit(jax.vmap(run.ppo.iteration))
+    cfg = run.config
+    train_loop(run.run_dir, lambda: _init_fn(run), iterate,
+               num_iterations=cfg["num_iterations"],
+               steps_per_iteration=run.ppo.config.batch_size,
+               checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
+               label=f"expert {cfg['env']}", show_progress=show_progress)
+
+
+def load_policy(run: Run, seed_index: int = 0) -> tuple:
+    """``(actor_params, obs_stats)`` of seed ``seed_index`` from the latest checkpoint."""
+    if not 0 <= seed_index < run.num_seeds:
+        raise TrirlError(f"{run.run_dir}: --seed-index {seed_index} out of range; the run has "
+                         f"{run.num_seeds} seed(s)")
+    like = jax.eval_shape(lambda: _init_fn(run))
+    like = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like)
+    state, _ = load_state(run.run_dir, like)
+    pick = lambda x: x[seed_index]  # noqa: E731
+    return jax.tree.map(pick, state.actor), jax.tree.map(pick, state.obs_stats)
