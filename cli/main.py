@@ -163,5 +163,21 @@ def plot(runs, output, metric):
     click.echo(f"wrote {out}")
 
 
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (one concept per module)."""
+    import importlib
+
+    for module, name in (("trirl.cli.learn_cmd", "learn"),):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        main.add_command(getattr(mod, name))
+
+
+_register_optional_commands()
+
 if __name__ == "__main__":
     main()

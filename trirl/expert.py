@@ -170,8 +170,15 @@ def load_policy(run: Run, seed_index: int = 0) -> tuple:
     if not 0 <= seed_index < run.num_seeds:
         raise TrirlError(f"{run.run_dir}: --seed-index {seed_index} out of range; the run has "
                          f"{run.num_seeds} seed(s)")
-    like = jax.eval_shape(lambda: _init_fn(run))
+    if run.config.get("kind") == "trirl":
+        from trirl import learn  # lazy: trirl.learn builds on this module
+
+        like = learn.checkpoint_like(run)
+    else:
+        like = jax.eval_shape(lambda: _init_fn(run))
     like = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like)
     state, _ = load_state(run.run_dir, like)
+    if run.config.get("kind") == "trirl":
+        state = state.ppo  # a TRIRL state holds the policy's PPO state
     pick = lambda x: x[seed_index]  # noqa: E731
     return jax.tree.map(pick, state.actor), jax.tree.map(pick, state.obs_stats)

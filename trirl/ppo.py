@@ -250,14 +250,27 @@ class PPO:
 
     def update(self, state: PPOState, rollout: Rollout,
                reward_params: Params = None) -> tuple[PPOState, dict]:
+        rewards, r_abs = self.rewards(rollout, reward_params)
+        return self.update_with_rewards(state, rollout, rewards, r_abs)
+
+    def update_with_rewards(self, state: PPOState, rollout: Rollout, rewards: jax.Array,
+                            absorbing_reward: jax.Array, kl_coef: Optional[jax.Array] = None
+                            ) -> tuple[PPOState, dict]:
+        """:meth:`update` on precomputed ``(T, num_envs)`` rewards and absorbing-state reward
+        (e.g. from :meth:`rewards`, so a learner can log the rewards it trains on).
+
+        ``kl_coef``: optional weight of a ``KL(pi || pi_behaviour)`` penalty added to the
+        loss (mean over the minibatch) -- TRIRL's "TR loss" variant, which enforces the
+        trust region in expectation instead of by projection (paper Sec. 4.3).
+        """
         cfg = self.config
         obs_stats = normalizer.update(state.obs_stats, rollout.obs) if cfg.normalize_obs \
             else state.obs_stats
-        rewards, r_abs = self.rewards(rollout, reward_params)
         values = self.critic.apply(state.critic, self.normalize(obs_stats, rollout.obs))
         next_values = self.critic.apply(state.critic, self.normalize(obs_stats, rollout.next_obs))
         advantages, returns = gae(rewards, values, next_values, rollout.absorbing, rollout.done,
-                                  cfg.gamma, cfg.gae_lambda, r_abs / (1.0 - cfg.gamma))
+                                  cfg.gamma, cfg.gae_lambda,
+                                  absorbing_reward / (1.0 - cfg.gamma))
 
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]),
                             (rollout, advantages, returns))
@@ -266,7 +279,7 @@ class PPO:
             params, opt_state = carry
             mb = jax.tree.map(lambda x: x[idx], flat)
             (loss, aux), grads = jax.value_and_grad(self._loss, has_aux=True)(
-                params, obs_stats, *mb)
+                params, obs_stats, *mb, kl_coef=kl_coef)
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             aux["grad_norm"] = optax.global_norm(grads)
             return (optax.apply_updates(params, updates), opt_state), aux
@@ -287,7 +300,7 @@ class PPO:
                               obs_stats=obs_stats, key=key, iteration=state.iteration + 1)
         return state, metrics
 
-    def _loss(self, params, obs_stats, rollout: Rollout, advantages, returns):
+    def _loss(self, params, obs_stats, rollout: Rollout, advantages, returns, kl_coef=None):
         cfg = self.config
         actor, critic = params
         obs = self.normalize(obs_stats, rollout.obs)
@@ -315,10 +328,30 @@ class PPO:
         ent = jnp.mean(entropy(std))
         total = (policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * ent
                  + (cfg.trust_region.loss_coef * tr_loss if cfg.trust_region else 0.0))
+        if kl_coef is not None:
+            kl = jnp.mean(trpl.gaussian_kl(mean, std, rollout.mean, rollout.std[0]))
+            total = total + kl_coef * kl
+            aux["kl_penalty"] = kl
         aux.update(loss=total, policy_loss=policy_loss, value_loss=value_loss, entropy=ent,
                    approx_kl=jnp.mean(rollout.log_prob - logp),
                    clip_fraction=jnp.mean(jnp.abs(ratio - 1) > cfg.clip_eps))
         return total, aux
+
+    def trust_region_projection(self, state: PPOState, rollout: Rollout) -> trpl.Projection:
+        """TRPL projection of ``state``'s raw policy onto the trust region around the
+        behaviour policy that collected ``rollout``, on every rollout state.
+
+        After :meth:`update`, its multipliers (``eta_mean`` per state ``(T, num_envs)``,
+        ``eta_cov`` a scalar for the state-independent std) are those of the update just
+        made: the Lagrange multipliers of the trust region the new policy was kept in.
+        Needs ``config.trust_region`` for the bounds.
+        """
+        tr = self.config.trust_region
+        if tr is None:
+            raise ValueError("trust_region_projection needs PPOConfig.trust_region")
+        mean, std = self.policy(state.actor, state.obs_stats, rollout.obs)
+        old_std = rollout.std.reshape(-1, rollout.std.shape[-1])[0]
+        return trpl.project(mean, std, rollout.mean, old_std, tr.mean_bound, tr.cov_bound)
 
     # -- one iteration ----------------------------------------------------------------
 

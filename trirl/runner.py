@@ -97,12 +97,14 @@ def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], 
     """
     ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=max_to_keep)
     metrics_path = run_dir / "metrics.jsonl"
+    step = ckpt.latest_step() if resume else None
+    if resume and step is None:
+        # Checked before init(): building the initial state compiles the physics.
+        ckpt.close()
+        raise TrirlError(f"{run_dir}: no checkpoint to resume from; start a new run instead")
     state = init()
     start = 0
     if resume:
-        step = ckpt.latest_step()
-        if step is None:
-            raise TrirlError(f"{run_dir}: no checkpoint to resume from; start a new run instead")
         state, record = ckpt.restore(state, step)
         start = int(record.get("iteration", step))
         _trim_metrics(metrics_path, start)

@@ -1,0 +1,278 @@
+"""Tests for trirl.learn and `trirl learn` (TRIRL, paper Algorithm 2).
+
+The fast tests share one tiny run (4 iterations, buffer capacity 2, so the last
+iteration sees a full buffer with an active R_fit) made through the CLI; the learner's
+jitted functions are cached per config, so re-running its iterations in-process to get
+their traces compiles nothing new. The references are independent float64 NumPy
+recomputations: the reward recursion over the buffer members, and the TRPL multipliers
+(closed-form mean multiplier, covariance multiplier by root finding).
+"""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.optimize import brentq
+
+from trirl import demos as demos_lib
+from trirl import envs, learn
+from trirl.cli.main import main
+from trirl.expert import load_policy, open_run
+
+STEPS = 64  # 4 iterations of 4 envs x 4 steps
+K = 2
+GOAL = (0.15, 0.0)
+TINY_ENV = ("--env-set", "episode_length=6", "--env-set", "goal_radius=0.3")
+TINY = (
+    # Aggressive LR, tiny trust region: the projection is active, so eta > 0.
+    "ppo.num_envs=4", "ppo.rollout_length=4", "ppo.minibatch_size=8", "ppo.num_epochs=1",
+    "ppo.hidden=8", "ppo.learning_rate=3e-3", "trust_region.mean_bound=1e-5",
+    "trust_region.cov_bound=1e-5", "disc.hidden=8", "disc.num_steps=2",
+    "disc.minibatch_size=8", "fit.hidden=8", "fit.num_steps=2", "fit.minibatch_size=8",
+    f"capacity={K}")
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _learn_args(demos, run_dir, *extra):
+    sets = [x for s in TINY for x in ("--set", s)]
+    return ("learn", "--env", "point_maze", "--demos", demos, "--steps", STEPS, "--run-dir",
+            run_dir, "--checkpoint-every", 2, *TINY_ENV, *sets, *extra)
+
+
+def _synthetic_demos(env, episodes=3, speed=0.01, seed=0):
+    """Straight-line episodes through the gap: (-0.15, 0) -> (-0.15, 0.22) -> (0.15, 0.22)
+    -> goal, ending (absorbing) within 0.1 of the goal. No physics: format only."""
+    rng = np.random.default_rng(seed)
+    goal = np.array(GOAL)
+    rows = {k: [] for k in ("obs", "next_obs", "actions", "absorbing")}
+    starts = []
+    for _ in range(episodes):
+        p = np.array([-0.15, 0.0]) + rng.uniform(-0.01, 0.01, 2)
+        starts.append(len(rows["obs"]))
+        for wp in (np.array([-0.15, 0.22]), np.array([0.15, 0.22]), goal):
+            while np.linalg.norm(wp - p) > speed and np.linalg.norm(p - goal) > 0.1:
+                d = (wp - p) / np.linalg.norm(wp - p)
+                rows["obs"].append([*p, *goal])
+                rows["next_obs"].append([*(p + speed * d), *goal])
+                rows["actions"].append(d)
+                rows["absorbing"].append(False)
+                p = p + speed * d
+        rows["absorbing"][-1] = True
+    f32 = {k: np.asarray(rows[k], np.float32) for k in ("obs", "next_obs", "actions")}
+    absorbing = np.asarray(rows["absorbing"])
+    return demos_lib.Demos(**f32, absorbing=absorbing, truncated=np.zeros_like(absorbing),
+                           episode_starts=np.asarray(starts, np.int64),
+                           metadata=demos_lib.env_metadata(env))
+
+
+# ----------------------------------------------------------------------------- NumPy
+
+
+def np_mlp(layers, x):
+    """Float64 forward pass of ``trirl.networks.MLP`` (tanh hidden layers)."""
+    names = sorted(layers, key=lambda name: int(name.split("_")[1]))
+    h = np.asarray(x, np.float64)
+    for i, name in enumerate(names):
+        h = h @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
+            layers[name]["bias"], np.float64)
+        if i < len(names) - 1:
+            h = np.tanh(h)
+    return h
+
+
+def np_scalar(params, x):
+    return np_mlp(params["params"]["MLP_0"], x)[..., 0]
+
+
+def np_normalize(mean, var, x):
+    std = np.maximum(np.sqrt(np.maximum(np.asarray(var, np.float64), 1e-8)), 1e-4)
+    return np.clip((np.asarray(x, np.float64) - mean) / std, -10.0, 10.0)
+
+
+def np_cov_multiplier(std, old_std, bound):
+    """eta >= 0 with KL(Sigma(eta) || Sigma_old) = bound, Lambda(eta) = (Lambda + eta
+    Lambda_old) / (1 + eta); 0 when the raw covariance satisfies the bound."""
+    var, old = np.float64(std) ** 2, np.float64(old_std) ** 2
+
+    def kl(eta):
+        ratio = (1 + eta) / (1 / var + eta / old) / old
+        return 0.5 * np.sum(ratio - 1 - np.log(ratio))
+
+    if kl(0.0) <= bound:
+        return 0.0
+    return brentq(lambda e: kl(e) - bound, 0.0, 1e12, xtol=1e-12, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learn")
+    env = envs.make("point_maze")
+    demos = _synthetic_demos(env)
+    paths = {"root": root, "demos": root / "demos.npz", "bad": root / "bad.npz",
+             "obs_only": root / "obs_only.npz"}
+    demos_lib.save(paths["demos"], demos)
+    demos_lib.save(paths["obs_only"], demos_lib.Demos(
+        obs=demos.obs, next_obs=demos.next_obs, actions=None, absorbing=demos.absorbing,
+        truncated=demos.truncated, episode_starts=demos.episode_starts,
+        metadata={**demos.metadata, "action_size": None}))
+    paths["bad"].write_text("not a demo file\n")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def cli_run(files):
+    run_dir = files["root"] / "run"
+    result = _cli(*_learn_args(files["demos"], run_dir))
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def traced(cli_run):
+    """The run's iterations again, in-process (same cached compilation), with traces."""
+    run, config, learner, init, iterate, expert = learn.open_learn_run(cli_run)
+    state = init(jax.random.split(jax.random.PRNGKey(run.config["seed"]), 1), expert)
+    steps = []
+    for _ in range(run.config["num_iterations"]):
+        new, metrics, trace = iterate(state, expert)
+        pick = lambda tree: jax.tree.map(lambda x: np.asarray(x)[0], tree)  # noqa: E731
+        steps.append({"before": pick(state), "after": pick(new), "metrics": pick(metrics),
+                      "trace": pick(trace)})
+        state = new
+    return {"config": config, "learner": learner, "steps": steps}
+
+
+def _disc_x(stats, obs, action):
+    """[normalised s, absorbing indicator 0, a] for "sa" inputs."""
+    s = np_normalize(np.asarray(stats.mean), np.asarray(stats.var), obs)
+    return np.concatenate([s, np.zeros(s.shape[:-1] + (1,)), np.float64(action)], axis=-1)
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_policy_reward_matches_numpy_recomputation(traced, files):
+    """The reward PPO trains on = ((1 - eps) * recursion + eps * beta * D_new) / beta, the
+    recursion r = (1 - s_j) r + s_j beta D_j from R_fit over the members oldest first."""
+    cfg = traced["config"]
+    beta, eps = cfg.beta, cfg.eps
+    i = len(traced["steps"]) - 1  # pushes 0..i-1 were made before this iteration
+    step = traced["steps"][i]
+    before, trace = step["before"], step["trace"]
+    buffer = before.buffer
+    assert i > K and bool(buffer.fit_active) and int(buffer.count) == K
+
+    # The discriminators' normaliser: the demo observations' own mean and variance.
+    demo_obs = demos_lib.load(files["demos"]).obs.astype(np.float64)
+    np.testing.assert_allclose(before.disc_stats.mean, demo_obs.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(before.disc_stats.var, demo_obs.var(0), rtol=1e-4, atol=1e-9)
+
+    rollout = trace.rollout
+    x = _disc_x(before.disc_stats, rollout.obs, rollout.action).reshape(-1, 7)
+    x_abs = np.array([[0, 0, 0, 0, 1, 0, 0]], np.float64)  # (s_a, a = 0)
+
+    def expected(x):
+        r = np_scalar(buffer.fit_params, x)
+        for push in range(i - K, i):  # the window, oldest first; push n lives in slot n % K
+            slot = push % K
+            member = jax.tree.map(lambda p: p[slot], buffer.disc_params)
+            s = eps / (1.0 + float(buffer.etas[slot]))
+            r = (1.0 - s) * r + s * beta * np_scalar(member, x)
+        d_new = np_scalar(step["after"].disc_params, x)
+        return ((1.0 - eps) * r + eps * beta * d_new) / beta
+
+    want = expected(x)
+    assert np.ptp(want) > 1e-3  # not a degenerate constant
+    np.testing.assert_allclose(trace.rewards.reshape(-1), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(trace.absorbing_reward, expected(x_abs)[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(step["metrics"]["reward_mean"], want.mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_max_eta_is_largest_trpl_multiplier(traced):
+    """eta stored with each pushed discriminator = max over the rollout states of the
+    TRPL multipliers of the updated policy vs the behaviour policy."""
+    cfg = traced["config"]
+    tr = cfg.ppo.trust_region
+    for i, step in enumerate(traced["steps"]):
+        after, trace = step["after"], step["trace"]
+        actor = after.ppo.actor["params"]
+        obs = np_normalize(after.ppo.obs_stats.mean, after.ppo.obs_stats.var, trace.rollout.obs)
+        mean = np_mlp(actor["MLP_0"], obs)
+        std = np.exp(np.float64(actor["log_std"]))
+        old_mean = np.float64(trace.rollout.mean)
+        old_std = np.float64(trace.rollout.std).reshape(-1, 2)[0]
+
+        d_mean = 0.5 * np.sum(((mean - old_mean) / old_std) ** 2, axis=-1)
+        eta_mean = np.where(d_mean > tr.mean_bound, np.sqrt(d_mean / tr.mean_bound) - 1.0, 0.0)
+        eta_cov = np_cov_multiplier(std, old_std, tr.cov_bound)
+        want = max(eta_mean.max(), eta_cov)
+        assert want > 0.1  # the trust region was active: a meaningful comparison
+        np.testing.assert_allclose(after.buffer.etas[i % K], want, rtol=2e-3)
+        np.testing.assert_allclose(step["metrics"]["eta"], want, rtol=2e-3)
+        np.testing.assert_allclose(step["metrics"]["eps_tr"], cfg.eps / (1 + want), rtol=2e-3)
+
+
+def test_cli_run_evaluates_plots_and_resumes_bit_exactly(cli_run, traced):
+    config = json.loads((cli_run / "config.json").read_text())
+    assert config["kind"] == "trirl" and config["env"] == "point_maze"
+    assert config["ppo"]["trust_region"]["mean_bound"] == 1e-5
+    assert config["trirl"]["capacity"] == K and config["num_iterations"] == 4
+    assert (cli_run / learn.DEMOS_FILE).is_file()
+    lines = [json.loads(line) for line in (cli_run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
+    for name in ("disc_loss", "disc_accuracy", "eta", "reward_mean", "reward_std",
+                 "policy_loss", "buffer_size", "finite"):
+        assert lines[-1][name] is not None, name
+    # The in-process iterations (with traces) are the CLI's iterations.
+    for line, step in zip(lines, traced["steps"]):
+        assert line["eta"] == pytest.approx(float(step["metrics"]["eta"]), rel=1e-6)
+        assert line["disc_loss"] == pytest.approx(float(step["metrics"]["disc_loss"]), rel=1e-6)
+
+    result = _cli("evaluate", cli_run, "--episodes", 2, "--json")
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(json.loads(result.output)["return_mean"])
+    result = _cli("plot", cli_run, "--metric", "disc_accuracy")
+    assert result.exit_code == 0, result.output
+    assert (cli_run / "learning_curve.png").is_file()
+
+    # Resume: drop the last checkpoint (as if the run stopped after iteration 2) and
+    # continue; metrics and the final policy must equal the uninterrupted run's.
+    policy = load_policy(open_run(cli_run))
+    shutil.rmtree(cli_run / "checkpoints" / "4")
+    result = _cli("learn", "--resume", cli_run)
+    assert result.exit_code == 0, result.output
+    resumed = [json.loads(line) for line in (cli_run / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda line: {k: v for k, v in line.items() if k != "wall_s"}  # noqa: E731
+    assert [strip(line) for line in resumed] == [strip(line) for line in lines]
+    jax.tree.map(np.testing.assert_array_equal, load_policy(open_run(cli_run)), policy)
+
+
+@pytest.mark.parametrize("case", ["bad_file", "obs_only_sa", "wrong_env", "features_reward",
+                                  "bad_setting"])
+def test_bad_input_exits_2_with_one_line(files, case):
+    run_dir = files["root"] / f"never-{case}"
+    extra = {
+        "bad_file": ("--demos", files["bad"]),
+        "obs_only_sa": ("--demos", files["obs_only"], "--inputs", "sa"),
+        "wrong_env": ("--demos", files["demos"], "--env", "point_maze_flipped"),
+        "features_reward": ("--demos", files["demos"], "--reward-model", "features"),
+        "bad_setting": ("--demos", files["demos"], "--set", "learning_rate=1e-4"),
+    }[case]
+    result = _cli("learn", "--run-dir", run_dir, "--steps", STEPS, *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trirl: error: "), result.output
+    expect = {"bad_file": "not a readable .npz", "obs_only_sa": "actions",
+              "wrong_env": "point_maze_flipped", "features_reward": "fitted",
+              "bad_setting": "ppo.learning_rate"}[case]
+    assert expect in lines[0]
+    assert not run_dir.exists()  # nothing half-written

@@ -1,0 +1,650 @@
+"""TRIRL on MJX: Trust Region Inverse RL for continuous control (paper Algorithm 2).
+
+One iteration is one jitted, pure function of an explicit :class:`TRIRLState` pytree
+(PPO state, discriminator parameters and optimiser state, the reward buffer of
+``trirl.reward_buffer`` with its R_fit optimiser state, the fixed expert-data
+normaliser of the discriminator inputs, the past policies for retrospective etas, and
+a PRNG key); several seeds train together by ``vmap``-ing it, as experts do:
+
+1. ``collect`` a rollout of the current policy pi^(i) (``PPO.collect``);
+2. train the discriminator D^(i) (warm-started from D^(i-1)) to separate expert
+   transitions from the rollout, so that its logits estimate log rho_E / rho_pi
+   (``trirl.discriminator``; expert minibatches are drawn from the demo arrays with
+   ``jax.random`` inside the jit). Absorbing states follow the discriminator's
+   convention (paper App. C.4, DAC): every transition that entered a terminal state
+   adds one absorbing sample ``(s_a, ., s_a)`` to its set, expert or agent;
+3. policy update (PPO, with the TRPL projection layer) on the intermediate reward of
+   Alg. 2 line 24, ``(1 - eps) * corrected + eps * beta * D^(i)``, plugged into PPO as a
+   :class:`trirl.ppo.LearnedReward` whose parameters are the buffer and D^(i);
+4. the multiplier eta^(i+1) of that update (see *Variants*);
+5. ``push_and_fit``: D^(i) joins the buffer with its eta (the oldest member, when the
+   buffer is full, is folded into R_fit) -- the order documented in
+   ``trirl.reward_buffer``.
+
+Reward units. The paper's objective is ``E[r] + H(pi)`` with ``r`` in units of
+``beta = 1 / entropy_coef``; PPO maximises ``E[r'] + entropy_coef * H``. The two have the
+same maximiser for ``r' = r / beta``, so the policy is trained on the intermediate
+reward divided by beta (the authors' code does the same "to reduce critic loss"). The
+metrics' ``reward_*`` are in these PPO units.
+
+Variants (``TRIRLConfig.variant``; paper Sec. 4.3 and the ablations of Sec. 5)
+---------------------------------------------------------------------------
+* ``max_eta`` (default): TRPL policy update; after it, the updated (raw) policy is
+  projected onto the trust region around the behaviour policy on every rollout state,
+  and ``eta = max over states of max(eta_mean(s), eta_cov)`` (paper Sec. 4.3).
+* ``retrospective_eta``: as ``max_eta``, but every iteration the step sizes of all
+  buffer members are recomputed per state on the current rollout, from the stored
+  policy pair (before, after) of the update each member was made with:
+  ``eta_j(s) = max(eta_mean_j(s), eta_cov_j)`` (Alg. 2 lines 11-12). The absorbing
+  state, where no policy acts, keeps each member's stored max-eta.
+* ``no_fit``: ``retrospective_eta`` without reward fitting -- members leaving the
+  buffer are dropped instead of folded into R_fit (paper ablation iv).
+* ``tr_loss``: no projection; PPO's loss gets ``eta * KL(pi || pi_behaviour)`` with
+  ``eta = eta_init`` decayed linearly to 0 over the run (``eta_schedule="linear"``, as
+  in the authors' code) or held (``"constant"``); that eta is the correction.
+
+Reward model: ``"fitted"`` (the R_fit tail of the buffer) is the only one implemented;
+the feature-based reward (paper App. B) is a separate piece of work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+import trirl
+from trirl import demos as demos_lib
+from trirl import discriminator as disc
+from trirl import envs, normalizer, trpl
+from trirl import reward_buffer as rb
+from trirl.errors import TrirlError
+from trirl.ppo import PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustRegionConfig, all_finite
+
+Params = Any
+
+VARIANTS = ("max_eta", "tr_loss", "retrospective_eta", "no_fit")
+INPUTS = ("sa", "ss", "sas")
+REWARD_MODELS = ("fitted",)
+ETA_SCHEDULES = ("linear", "constant")
+DEMOS_FILE = "demos.npz"  # the run's own copy of its demonstrations
+
+
+def _default_ppo() -> PPOConfig:
+    # Paper App. C.5: rollout horizon 10, minibatch 512, policy LR 4e-5..1e-4, entropy
+    # coefficient 8e-5..5e-3 (= 1/beta); TRPL bounds in Table 7's ranges.
+    return PPOConfig(num_envs=256, rollout_length=10, num_epochs=20, minibatch_size=512,
+                     learning_rate=1e-4, entropy_coef=1e-3, trust_region=TrustRegionConfig())
+
+
+def _default_disc() -> disc.DiscriminatorConfig:
+    # Paper: disc LR 8e-5..3e-4, 20-30 gradient steps per iteration, grad penalty 0.005.
+    return disc.DiscriminatorConfig(learning_rate=2e-4, num_steps=25)
+
+
+@dataclasses.dataclass(frozen=True)
+class TRIRLConfig:
+    """TRIRL settings (paper Table 7 and App. C.5 ranges in brackets).
+
+    Attributes:
+      variant: one of :data:`VARIANTS` (see the module docstring).
+      inputs: discriminator inputs: "sa" = D(s, a) (needs demo actions), "ss" = D(s, s')
+        for observation-only demos (paper Sec. 4.4), "sas" = D(s, a, s'). The
+        discriminator config's ``inputs`` always follows this field.
+      reward_model: "fitted" only (the "features" model is not implemented yet).
+      eps: reward step size epsilon [0.45, 0.75].
+      capacity: discriminator buffer capacity k [80, 120].
+      eta_init: penalty weight of the ``tr_loss`` variant [60, 100].
+      eta_schedule: ``tr_loss`` only: "linear" (eta_init -> 0 over the run) or "constant".
+      normalize_disc_inputs: standardise the discriminator's states with the demo
+        observations' mean/std (fixed for the run, so old buffer members stay valid).
+      ppo: policy optimisation; ``entropy_coef`` is 1/beta [8e-5, 5e-3];
+        ``trust_region`` holds the TRPL bounds (mean [2e-4, 5e-3], cov [1e-4, 4e-3],
+        regression loss coefficient [0.4, 0.6]).
+      disc: the discriminator (LR [8e-5, 3e-4], 20-30 steps, gradient penalty 0.005).
+      fit: the R_fit regression.
+    """
+
+    variant: str = "max_eta"
+    inputs: str = "sa"
+    reward_model: str = "fitted"
+    eps: float = 0.6
+    capacity: int = 100
+    eta_init: float = 80.0
+    eta_schedule: str = "linear"
+    normalize_disc_inputs: bool = True
+    ppo: PPOConfig = dataclasses.field(default_factory=_default_ppo)
+    disc: disc.DiscriminatorConfig = dataclasses.field(default_factory=_default_disc)
+    fit: rb.RewardFitConfig = dataclasses.field(default_factory=rb.RewardFitConfig)
+
+    def __post_init__(self):
+        def choose(name, value, options):
+            if value not in options:
+                raise TrirlError(f"TRIRL {name} {value!r} is not one of {', '.join(options)}")
+
+        choose("variant", self.variant, VARIANTS)
+        choose("inputs", self.inputs, INPUTS)
+        choose("eta_schedule", self.eta_schedule, ETA_SCHEDULES)
+        if self.reward_model not in REWARD_MODELS:
+            raise TrirlError(f"TRIRL reward model {self.reward_model!r} is not implemented; only "
+                             "'fitted' is available (the feature-based reward is a separate "
+                             "issue)")
+        if not 0.0 < self.eps <= 1.0:
+            raise TrirlError(f"TRIRL eps={self.eps} must be in (0, 1] (paper: 0.45 - 0.75)")
+        if self.capacity < 0:
+            raise TrirlError(f"TRIRL capacity={self.capacity} must be >= 0 (paper: 80 - 120)")
+        if self.eta_init < 0:
+            raise TrirlError(f"TRIRL eta_init={self.eta_init} must be >= 0 (paper: 60 - 100)")
+        if not self.ppo.entropy_coef > 0:
+            raise TrirlError(f"TRIRL needs ppo.entropy_coef > 0 (it is 1/beta; paper: 8e-5 - "
+                             f"5e-3), got {self.ppo.entropy_coef}")
+        if self.variant != "tr_loss" and self.ppo.trust_region is None:
+            raise TrirlError(f"TRIRL variant {self.variant!r} needs ppo.trust_region (the TRPL "
+                             "bounds); use variant tr_loss for an update without projection")
+        if self.disc.inputs != self.inputs:
+            object.__setattr__(self, "disc", dataclasses.replace(self.disc, inputs=self.inputs))
+
+    @property
+    def beta(self) -> float:
+        """Inverse temperature of the IRL objective, ``1 / ppo.entropy_coef``."""
+        return 1.0 / self.ppo.entropy_coef
+
+    @property
+    def retrospective(self) -> bool:
+        return self.variant in ("retrospective_eta", "no_fit")
+
+    @property
+    def policy_ppo(self) -> PPOConfig:
+        """The PPO config the policy trains with: without projection for ``tr_loss``."""
+        if self.variant == "tr_loss":
+            return dataclasses.replace(self.ppo, trust_region=None)
+        return self.ppo
+
+    @property
+    def buffer(self) -> rb.RewardBufferConfig:
+        return rb.RewardBufferConfig(capacity=self.capacity, use_fit=self.variant != "no_fit",
+                                     use_eta=True, disc=self.disc, fit=self.fit)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+@struct.dataclass
+class ExpertData:
+    """Demonstrations as device arrays (``actions`` zeros for observation-only demos)."""
+
+    obs: jax.Array
+    actions: jax.Array
+    next_obs: jax.Array
+    absorbing: jax.Array
+
+
+def expert_data(demos: demos_lib.Demos, action_size: int) -> ExpertData:
+    actions = demos.actions if demos.has_actions else np.zeros(
+        (demos.num_transitions, action_size), np.float32)
+    return ExpertData(obs=jnp.asarray(demos.obs), actions=jnp.asarray(actions),
+                      next_obs=jnp.asarray(demos.next_obs), absorbing=jnp.asarray(demos.absorbing))
+
+
+@struct.dataclass
+class TRIRLState:
+    """Everything a TRIRL run needs to continue exactly (``ppo`` first: its leaves lead)."""
+
+    ppo: PPOState
+    disc_params: Params
+    disc_opt_state: optax.OptState
+    buffer: rb.RewardBuffer
+    fit_opt_state: optax.OptState
+    disc_stats: normalizer.RunningStats
+    policies: Optional[Params]  # retrospective eta: per slot ((actor, obs_stats) before, after)
+    key: jax.Array
+
+
+@struct.dataclass
+class RewardParams:
+    """Parameters of the learned reward one policy update optimises."""
+
+    buffer: rb.RewardBuffer
+    disc_params: Params  # the newest discriminator D^(i), not yet in the buffer
+    disc_stats: normalizer.RunningStats
+    etas: Optional[jax.Array]  # retrospective: per slot and rollout state, (k, T, num_envs)
+
+
+@struct.dataclass
+class Trace:
+    """What an iteration trained on: its rollout and the rewards the policy update used
+    (PPO units, see the module docstring). Already computed, so returning it is free."""
+
+    rollout: Rollout
+    rewards: jax.Array
+    absorbing_reward: jax.Array
+
+
+# ----------------------------------------------------------------------------- learner
+
+
+class TRIRL:
+    """TRIRL for one environment and config: pure functions over :class:`TRIRLState`.
+
+    Args:
+      env: the environment.
+      config: :class:`TRIRLConfig`.
+      num_iterations: length of the run (only the ``tr_loss`` eta schedule uses it).
+    """
+
+    def __init__(self, env: envs.Env, config: TRIRLConfig, num_iterations: int = 1):
+        self.env = env
+        self.config = config
+        self.num_iterations = max(int(num_iterations), 1)
+        self.buffer_cfg = config.buffer
+        self.disc_cfg = self.buffer_cfg.disc
+        self.beta = config.beta
+        self.input_dim = disc.input_dim(self.disc_cfg, env.observation_size, env.action_size)
+        self.reward = LearnedReward(self.reward_fn, self.absorbing_reward)
+        self.ppo = PPO(env, config.policy_ppo, reward=self.reward)
+        # Absorbing-state rows added to R_fit's regression set: about one per episode.
+        batch = self.ppo.config.batch_size
+        self.num_fit_absorbing = max(1, batch // env.episode_length) \
+            if self.disc_cfg.use_absorbing else 0
+
+    # -- discriminator inputs ---------------------------------------------------------
+
+    def disc_x(self, stats: normalizer.RunningStats, obs, action, next_obs,
+               next_absorbing) -> jax.Array:
+        """Discriminator inputs of transitions (raw observations) -> ``(..., input_dim)``."""
+        if self.config.normalize_disc_inputs:
+            obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
+        return disc.disc_input(self.disc_cfg, obs, action, next_obs,
+                               next_absorbing=next_absorbing)
+
+    def _absorbing_x(self) -> jax.Array:
+        return disc.absorbing_input(self.disc_cfg, self.env.observation_size, self.env.action_size)
+
+    def _with_absorbing(self, x: jax.Array, absorbing: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """A sampling pool: rows ``x`` (N, D), then one absorbing sample per terminal
+        transition (DAC). Returns ``(pool (2N, D), count)``; rows ``>= count`` are unused."""
+        if not self.disc_cfg.use_absorbing:
+            return x, jnp.asarray(x.shape[0], jnp.int32)
+        pool = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), x.shape)])
+        return pool, x.shape[0] + jnp.sum(absorbing.astype(jnp.int32))
+
+    # -- reward -----------------------------------------------------------------------
+
+    def reward_fn(self, params: RewardParams, obs, action, next_obs, absorbing) -> jax.Array:
+        """The intermediate reward (Alg. 2 line 24) / beta; ``LearnedReward.fn``."""
+        x = self.disc_x(params.disc_stats, obs, action, next_obs, absorbing)
+        shape = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
+        etas = None if params.etas is None else params.etas.reshape(params.etas.shape[0], -1)
+        r = rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
+                                   disc.logits(self.disc_cfg, params.disc_params, x), etas)
+        return (r / self.beta).reshape(shape)
+
+    def absorbing_reward(self, params: RewardParams) -> jax.Array:
+        """r(s_a) of the intermediate reward / beta (0 without absorbing-state handling).
+        Members keep their stored eta here: no policy acts in s_a."""
+        if not self.disc_cfg.use_absorbing:
+            return jnp.zeros((), jnp.float32)
+        x = self._absorbing_x()[None]
+        r = rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
+                                   disc.logits(self.disc_cfg, params.disc_params, x))
+        return r[0] / self.beta
+
+    # -- trust-region multipliers -----------------------------------------------------
+
+    @staticmethod
+    def _max_multiplier(proj: trpl.Projection) -> jax.Array:
+        """Per-state scalar multiplier ``max(eta_mean(s), eta_cov)`` (paper Sec. 4.3)."""
+        return jnp.maximum(proj.eta_mean, proj.eta_cov)
+
+    def retrospective_etas(self, policies: Params, obs: jax.Array) -> jax.Array:
+        """Per slot and state ``max(eta_mean_j(s), eta_cov_j)`` of the stored update
+        before_j -> after_j, re-evaluated on ``obs`` (..., obs_dim) -> ``(k, ...)``."""
+        tr = self.config.ppo.trust_region
+
+        def member(pair):
+            (actor_b, stats_b), (actor_a, stats_a) = pair
+            old_mean, old_std = self.ppo.policy(actor_b, stats_b, obs)
+            mean, std = self.ppo.policy(actor_a, stats_a, obs)
+            proj = trpl.project(mean, std, old_mean, old_std, tr.mean_bound, tr.cov_bound)
+            return self._max_multiplier(proj)
+
+        return jax.vmap(member)(policies)
+
+    def tr_loss_eta(self, iteration: jax.Array) -> jax.Array:
+        """Penalty weight of the ``tr_loss`` variant at a (0-based) iteration."""
+        eta = jnp.asarray(self.config.eta_init, jnp.float32)
+        if self.config.eta_schedule == "linear":
+            eta = eta * jnp.maximum(0.0, 1.0 - iteration.astype(jnp.float32) / self.num_iterations)
+        return eta
+
+    # -- discriminator training -------------------------------------------------------
+
+    def train_discriminator(self, params, opt_state, expert_pool, agent_pool, key):
+        """``disc.num_steps`` Adam steps of ``disc.loss`` on balanced minibatches.
+
+        Like ``discriminator.train`` but drawing rows uniformly from the first ``count``
+        rows of each ``(pool, count)``: the number of absorbing samples (one per terminal
+        transition) changes from rollout to rollout, the array shapes cannot.
+        """
+        cfg = self.disc_cfg
+        tx = disc.optimizer(cfg)
+        (x_e, n_e), (x_a, n_a) = expert_pool, agent_pool
+
+        def step(carry, step_key):
+            params, opt_state = carry
+            k_e, k_a, k_gp = jax.random.split(step_key, 3)
+            xe = x_e[jax.random.randint(k_e, (cfg.minibatch_size,), 0, n_e)]
+            xa = x_a[jax.random.randint(k_a, (cfg.minibatch_size,), 0, n_a)]
+            (value, aux), grads = jax.value_and_grad(disc.loss, argnums=1, has_aux=True)(
+                cfg, params, xe, xa, k_gp)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), {"loss": value, **aux}
+
+        (params, opt_state), metrics = jax.lax.scan(
+            step, (params, opt_state), jax.random.split(key, cfg.num_steps))
+        return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    # -- state ------------------------------------------------------------------------
+
+    def init(self, key: jax.Array, expert: ExpertData) -> TRIRLState:
+        k_ppo, k_disc, k_buf, key = jax.random.split(key, 4)
+        ppo_state = self.ppo.init(k_ppo)
+        disc_params = disc.init(self.disc_cfg, k_disc, self.input_dim)
+        buffer = rb.init(self.buffer_cfg, k_buf, self.input_dim)
+        policies = None
+        if self.config.retrospective:
+            k = self.buffer_cfg.capacity
+            policy = (ppo_state.actor, ppo_state.obs_stats)
+            policies = jax.tree.map(lambda x: jnp.zeros((k,) + x.shape, x.dtype), (policy, policy))
+        return TRIRLState(
+            ppo=ppo_state, disc_params=disc_params,
+            disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
+            buffer=buffer, fit_opt_state=rb.fit_init_opt_state(self.buffer_cfg.fit,
+                                                               buffer.fit_params),
+            disc_stats=normalizer.update(normalizer.init(self.env.observation_size), expert.obs),
+            policies=policies, key=key)
+
+    # -- one iteration ----------------------------------------------------------------
+
+    def iteration(self, state: TRIRLState, expert: ExpertData
+                  ) -> tuple[TRIRLState, dict, Trace]:
+        """One pass of Algorithm 2; returns the new state, per-iteration metrics (the
+        true episode return of the agent included, evaluation only) and the
+        :class:`Trace` of what the policy was trained on."""
+        cfg = self.config
+        key, k_disc, k_fit = jax.random.split(state.key, 3)
+        ppo_before = state.ppo
+        ppo_state, rollout, ep_stats = self.ppo.collect(state.ppo)
+
+        # Density-ratio estimate D^(i) on the rollout of pi^(i).
+        x = self.disc_x(state.disc_stats, rollout.obs, rollout.action, rollout.next_obs,
+                        rollout.absorbing)
+        x = x.reshape(-1, self.input_dim)
+        x_e = self.disc_x(state.disc_stats, expert.obs, expert.actions, expert.next_obs,
+                          expert.absorbing)
+        disc_params, disc_opt_state, dm = self.train_discriminator(
+            state.disc_params, state.disc_opt_state, self._with_absorbing(x_e, expert.absorbing),
+            self._with_absorbing(x, rollout.absorbing), k_disc)
+
+        # Policy update on the intermediate reward.
+        etas = self.retrospective_etas(state.policies, rollout.obs) if cfg.retrospective else None
+        params = RewardParams(buffer=state.buffer, disc_params=disc_params,
+                              disc_stats=state.disc_stats, etas=etas)
+        rewards, r_abs = self.ppo.rewards(rollout, params)
+        kl_coef = self.tr_loss_eta(state.ppo.iteration) if cfg.variant == "tr_loss" else None
+        ppo_state, metrics = self.ppo.update_with_rewards(ppo_state, rollout, rewards, r_abs,
+                                                          kl_coef=kl_coef)
+
+        # The multiplier of that update.
+        if cfg.variant == "tr_loss":
+            eta = kl_coef
+            metrics.update(update_eta_mean_max=jnp.float32(jnp.nan),
+                           update_eta_cov=jnp.float32(jnp.nan))
+        else:
+            proj = self.ppo.trust_region_projection(ppo_state, rollout)
+            eta = jnp.max(self._max_multiplier(proj))
+            # (PPO's own eta_*_max metrics are the projections' during the epochs.)
+            metrics.update(update_eta_mean_max=jnp.max(proj.eta_mean),
+                           update_eta_cov=proj.eta_cov)
+
+        # Store the update's policy pair (retrospective etas) and push D^(i) with eta.
+        policies = state.policies
+        buffer = state.buffer
+        if cfg.retrospective and self.buffer_cfg.capacity > 0:
+            pair = ((ppo_before.actor, ppo_before.obs_stats), (ppo_state.actor, ppo_state.obs_stats))
+            policies = jax.tree.map(lambda stack, p: stack.at[buffer.head].set(p), policies, pair)
+        x_fit, etas_fit = x, None if etas is None else etas.reshape(etas.shape[0], -1)
+        if self.num_fit_absorbing:
+            n = self.num_fit_absorbing
+            x_fit = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), (n, self.input_dim))])
+            if etas_fit is not None:
+                etas_fit = jnp.concatenate(
+                    [etas_fit, jnp.broadcast_to(buffer.etas[:, None], (buffer.etas.shape[0], n))],
+                    axis=1)
+        buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params, eta,
+                                                    x_fit, self.beta, cfg.eps, k_fit, etas_fit)
+
+        metrics.update(ep_stats)
+        metrics.update(
+            disc_loss=dm["loss"], disc_bce=dm["bce"], disc_gp=dm["gp"],
+            disc_expert_acc=dm["expert_acc"], disc_agent_acc=dm["agent_acc"],
+            disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
+            eta=eta, eps_tr=cfg.eps / (1.0 + eta), reward_std=jnp.std(rewards),
+            reward_absorbing=r_abs, fit_mse=fm["fit_mse"], buffer_size=buffer.count,
+            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params,
+                               buffer.fit_params)))
+        state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
+                           buffer=buffer, fit_opt_state=fit_opt_state,
+                           disc_stats=state.disc_stats, policies=policies, key=key)
+        return state, metrics, Trace(rollout=rollout, rewards=rewards, absorbing_reward=r_abs)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int):
+    """``(learner, init, iterate)`` with ``init(keys, expert)`` and ``iterate(state, expert)``
+    jitted and vmapped over seeds (leading axis of ``keys``/``state``; ``expert`` shared).
+
+    Cached per (env, config, num_iterations), so runs and tests in one process share
+    the (slow) compilation.
+    """
+    learner = TRIRL(env, config, num_iterations)
+    init = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))
+    iterate = jax.jit(jax.vmap(learner.iteration, in_axes=(0, None)))
+    return learner, init, iterate
+
+
+# ----------------------------------------------------------------------------- configs
+
+# Per-environment TRIRL settings ("section": {field: value}) and a step budget.
+LEARN_PRESETS: dict[str, dict[str, Any]] = {
+    "point_maze": {"steps": 1_000_000},
+    "point_maze_flipped": {"steps": 1_000_000},
+}
+DEFAULT_STEPS = 5_000_000
+
+_SECTIONS = {"ppo": PPOConfig, "trust_region": TrustRegionConfig,
+             "disc": disc.DiscriminatorConfig, "fit": rb.RewardFitConfig}
+
+
+def _section_of(name: str) -> tuple[str, str]:
+    section, dot, field = name.partition(".")
+    return (section.strip(), field.strip()) if dot else ("", name.strip())
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``("eps=0.5", "ppo.learning_rate=3e-4", "disc.hidden=64,64")`` -> typed values per
+    section ("" for :class:`TRIRLConfig`'s own fields)."""
+    from trirl.expert import parse_overrides
+
+    grouped: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        section, field = _section_of(name)
+        if section and section not in _SECTIONS:
+            raise TrirlError(f"--set {pair!r}: unknown section {section!r}; use one of "
+                             f"{', '.join(_SECTIONS)} (e.g. ppo.learning_rate=1e-4) or a TRIRL "
+                             "setting without a section (e.g. eps=0.5)")
+        own = {f.name for f in dataclasses.fields(TRIRLConfig)}
+        if not section and sep and field.replace("-", "_") not in own:
+            hits = [f"{s}.{field}" for s, cls in _SECTIONS.items()
+                    if field.replace("-", "_") in {f.name for f in dataclasses.fields(cls)}]
+            if hits:
+                raise TrirlError(f"--set {pair!r}: {field!r} is not a TRIRL setting; did you "
+                                 f"mean {' or '.join(hits)}?")
+        grouped.setdefault(section, []).append(f"{field}{sep}{value}")
+    return {section: parse_overrides(tuple(items), _SECTIONS.get(section, TRIRLConfig),
+                                     section or "TRIRL")
+            for section, items in grouped.items()}
+
+
+def build_config(variant: str = "max_eta", inputs: str = "sa", reward_model: str = "fitted",
+                 settings: Optional[dict[str, dict[str, Any]]] = None) -> TRIRLConfig:
+    """A :class:`TRIRLConfig` from the defaults, a variant, the input kind, the reward
+    model and per-section settings (e.g. from :func:`parse_settings` or a preset)."""
+    settings = settings or {}
+    base = TRIRLConfig()
+    ppo = dataclasses.replace(base.ppo, **settings.get("ppo", {}))
+    if settings.get("trust_region"):
+        ppo = dataclasses.replace(ppo, trust_region=dataclasses.replace(
+            ppo.trust_region or TrustRegionConfig(), **settings["trust_region"]))
+    return TRIRLConfig(variant=variant, inputs=inputs, reward_model=reward_model,
+                       **settings.get("", {}), ppo=ppo,
+                       disc=dataclasses.replace(base.disc, **settings.get("disc", {})),
+                       fit=dataclasses.replace(base.fit, **settings.get("fit", {})))
+
+
+def _merge(*settings: dict) -> dict:
+    out: dict[str, dict] = {}
+    for s in settings:
+        for section, values in s.items():
+            out.setdefault(section, {}).update(values)
+    return out
+
+
+def _flat_from_dict(cls, values: dict, source: str):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise TrirlError(f"{source}: unknown {cls.__name__} setting {unknown[0]!r}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def config_from_dict(values: dict, source: str) -> TRIRLConfig:
+    """Rebuild a :class:`TRIRLConfig` from ``dataclasses.asdict`` JSON."""
+    from trirl.expert import ppo_config_from_dict
+
+    values = dict(values)
+    try:
+        ppo = ppo_config_from_dict(values.pop("ppo"), source)
+        sub = {"disc": _flat_from_dict(disc.DiscriminatorConfig, values.pop("disc"), source),
+               "fit": _flat_from_dict(rb.RewardFitConfig, values.pop("fit"), source)}
+        return _flat_from_dict(TRIRLConfig, {**values, "ppo": ppo, **sub}, source)
+    except (KeyError, TypeError) as exc:
+        raise TrirlError(f"{source}: invalid TRIRL config ({exc}); start a new run") from None
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def load_demos(path, env: envs.Env, config: TRIRLConfig) -> demos_lib.Demos:
+    """Demos checked against ``env``; actions required unless the inputs are "ss"."""
+    return demos_lib.load(path, env=env, require_actions=config.inputs != "ss")
+
+
+def train(env_name: str, *, demos: Optional[Path] = None, run_dir: Optional[Path] = None,
+          steps: Optional[int] = None, seeds: int = 1, seed: int = 0,
+          variant: str = "max_eta", inputs: str = "sa", reward_model: str = "fitted",
+          settings: Optional[dict[str, dict[str, Any]]] = None,
+          env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
+          show_progress: bool = True) -> Path:
+    """Start a TRIRL run; returns its directory. Everything is validated before the
+    directory is created."""
+    from trirl.evaluation import bundled_demos
+    from trirl.expert import default_run_dir
+    from trirl.runner import write_json_atomic
+
+    preset = LEARN_PRESETS.get(env_name, {})
+    env = envs.make(env_name, **(env_overrides or {}))
+    config = build_config(variant, inputs, reward_model,
+                          _merge(preset.get("settings", {}), settings or {}))
+    if seeds < 1:
+        raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
+    if checkpoint_every < 1:
+        raise TrirlError(f"--checkpoint-every must be >= 1 (got {checkpoint_every})")
+    if demos is None:
+        demos = bundled_demos(env_name)
+        if demos is None:
+            raise TrirlError(f"no bundled demonstrations for {env_name!r}; pass --demos FILE "
+                             "(record one with `trirl demos RUN -o FILE`)")
+    load_demos(demos, env, config)
+    batch = config.ppo.batch_size
+    steps = int(steps or preset.get("steps", DEFAULT_STEPS))
+    if steps < 1:
+        raise TrirlError(f"--steps must be >= 1 (got {steps})")
+    num_iterations = max(1, -(-steps // batch))
+    run_dir = Path(run_dir) if run_dir else default_run_dir("trirl", env_name)
+    if (run_dir / "config.json").exists():
+        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
+                         "--run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(demos, run_dir / DEMOS_FILE)
+    record = {"kind": "trirl", "env": env_name, "env_overrides": env_overrides or {},
+              "ppo": dataclasses.asdict(config.policy_ppo), "trirl": dataclasses.asdict(config),
+              "demos": DEMOS_FILE, "demos_source": str(demos), "seeds": seeds, "seed": seed,
+              "total_steps": num_iterations * batch, "num_iterations": num_iterations,
+              "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
+    write_json_atomic(run_dir / "config.json", record)  # written last: it marks a run
+    _train(run_dir, resume=False, show_progress=show_progress)
+    return run_dir
+
+
+def resume(run_dir: Path, show_progress: bool = True) -> Path:
+    _train(Path(run_dir), resume=True, show_progress=show_progress)
+    return Path(run_dir)
+
+
+def open_learn_run(run_dir: Path):
+    """``(run, config, learner, init, iterate, expert)`` of an existing TRIRL run."""
+    from trirl.expert import open_run
+
+    run = open_run(run_dir)
+    if run.config.get("kind") != "trirl":
+        raise TrirlError(f"{run_dir} is a {run.config.get('kind')!r} run, not a TRIRL run; "
+                         "resume it with the command that started it")
+    config = config_from_dict(run.config["trirl"], str(run_dir / "config.json"))
+    demos = load_demos(run_dir / run.config.get("demos", DEMOS_FILE), run.env, config)
+    learner, init, iterate = compiled(run.env, config, int(run.config["num_iterations"]))
+    return run, config, learner, init, iterate, expert_data(demos, run.env.action_size)
+
+
+def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
+    from trirl.runner import train_loop
+
+    run, config, learner, init, iterate, expert = open_learn_run(run_dir)
+    keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
+    train_loop(run_dir, lambda: init(keys, expert), lambda s: iterate(s, expert)[:2],
+               num_iterations=run.config["num_iterations"],
+               steps_per_iteration=config.ppo.batch_size,
+               checkpoint_every=run.config.get("checkpoint_every", 50), resume=resume,
+               label=f"trirl {run.config['env']} ({config.variant})",
+               show_progress=show_progress)
+
+
+def checkpoint_like(run) -> Any:
+    """Shapes of a TRIRL run's checkpointed (seed-stacked) state, for restoring it."""
+    config = config_from_dict(run.config["trirl"], str(run.run_dir / "config.json"))
+    learner = TRIRL(run.env, config, int(run.config["num_iterations"]))
+    o, a = run.env.observation_size, run.env.action_size
+    dummy = ExpertData(obs=jnp.zeros((1, o)), actions=jnp.zeros((1, a)),
+                       next_obs=jnp.zeros((1, o)), absorbing=jnp.zeros((1,), bool))
+    keys = jax.random.split(jax.random.PRNGKey(0), run.num_seeds)
+    return jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)), keys, dummy)
