@@ -16,11 +16,14 @@ warm-up call are excluded; every repeat times the three variants back to back (s
 from other processes hits them alike) and ends with ``block_until_ready``. Rates are
 env *control* steps/s (B * steps / seconds); the bare rate is the same count, i.e.
 physics steps/s / frame_skip, so ``overhead = t_env / t_bare - 1`` compares equal work.
-The best and the median of the repeats are reported.
+The table gives rates from the best repeat and the overhead two ways: from the best
+times, and as the median over repeats of t_env / t_bare measured back to back ("paired"),
+which cancels slow changes in load from other processes. The JSON also has medians and
+process-CPU-time (``time.process_time``) overheads.
 
 Usage:
   python benchmarks/env_throughput.py [--env point_maze ...] [--batch-sizes 1,4,16,64,256]
-      [--steps 200] [--repeats 7] [--scan] [--json out.json]
+      [--steps 100] [--repeats 20] [--scan] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from trirl import envs
 from trirl.envs._mjx import mjx
@@ -69,21 +70,24 @@ def build(env: envs.Env, batch: int, steps: int, scan: bool, seed: int = 0):
 
     bare = jax.vmap(bare_one)
     vstep = jax.vmap(env.step)
+    # (step function, extra arguments after the carry). The actions and the pool are
+    # arguments, not closed-over constants, as in a training loop (XLA compiles closed-over
+    # arrays into the program as constants, which made AutoReset.step measurably slower).
     one = {
-        "bare": lambda carry: bare(carry, actions),
-        "vmap": lambda carry: vstep(carry, actions),
-        "autoreset": lambda carry: auto.step(carry, actions, pool),
+        "bare": (bare, (actions,)),
+        "vmap": (vstep, (actions,)),
+        "autoreset": (auto.step, (actions, pool)),
     }
     init = {"bare": state.data, "vmap": state, "autoreset": state}
 
     fns = {}
-    for name, f in one.items():
+    for name, (f, extra) in one.items():
         if scan:
-            def many(carry, f=f):
-                return jax.lax.scan(lambda c, _: (f(c), None), carry, None, length=steps)[0]
-            fns[name] = jax.jit(many)
+            def many(carry, *xs, f=f):
+                return jax.lax.scan(lambda c, _: (f(c, *xs), None), carry, None, length=steps)[0]
+            fns[name] = (jax.jit(many), extra)
         else:
-            fns[name] = jax.jit(f)
+            fns[name] = (jax.jit(f), extra)
     return fns, init
 
 
@@ -91,22 +95,25 @@ def measure(fns, init, steps: int, repeats: int, scan: bool) -> dict[str, list[f
     carries, compile_s = {}, {}
     for name in VARIANTS:
         t0 = time.perf_counter()
-        carries[name] = jax.block_until_ready(fns[name](init[name]))  # compile + warm-up
+        f, extra = fns[name]
+        carries[name] = jax.block_until_ready(f(init[name], *extra))  # compile + warm-up
         compile_s[name] = time.perf_counter() - t0
     times = {name: [] for name in VARIANTS}
+    cpu_times = {name: [] for name in VARIANTS}
     for _ in range(repeats):
         for name in VARIANTS:
-            f, carry = fns[name], carries[name]
-            t0 = time.perf_counter()
+            (f, extra), carry = fns[name], carries[name]
+            t0, c0 = time.perf_counter(), time.process_time()
             if scan:
-                carry = f(carry)
+                carry = f(carry, *extra)
             else:
                 for _ in range(steps):
-                    carry = f(carry)
+                    carry = f(carry, *extra)
             carry = jax.block_until_ready(carry)
             times[name].append(time.perf_counter() - t0)
+            cpu_times[name].append(time.process_time() - c0)
             carries[name] = carry
-    return times, compile_s
+    return times, cpu_times, compile_s
 
 
 def main() -> None:
@@ -115,9 +122,9 @@ def main() -> None:
                         help="env name(s) (see `trirl envs`)")
     parser.add_argument("--batch-sizes", default="1,4,16,64,256",
                         help="comma-separated numbers of parallel envs")
-    parser.add_argument("--steps", type=int, default=200,
+    parser.add_argument("--steps", type=int, default=100,
                         help="control steps per timed repeat")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--scan", action="store_true",
                         help="run the steps inside one jitted lax.scan instead of a Python loop")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -145,25 +152,34 @@ def main() -> None:
         env = envs.make(name)
         for batch in batch_sizes:
             fns, init = build(env, batch, args.steps, args.scan)
-            times, compile_s = measure(fns, init, args.steps, args.repeats, args.scan)
+            times, cpu_times, compile_s = measure(fns, init, args.steps, args.repeats,
+                                                  args.scan)
             work = batch * args.steps
             row = {"env": name, "batch": batch, "frame_skip": env.backend.frame_skip,
                    "compile_s": {k: round(v, 2) for k, v in compile_s.items()}}
             for v in VARIANTS:
                 best, med = min(times[v]), statistics.median(times[v])
                 row[v] = {"best_s": best, "median_s": med, "steps_per_s_best": work / best,
-                          "steps_per_s_median": work / med, "times_s": times[v]}
+                          "steps_per_s_median": work / med, "times_s": times[v],
+                          "cpu_best_s": min(cpu_times[v]), "cpu_times_s": cpu_times[v]}
             for v in ("vmap", "autoreset"):
                 row[f"overhead_{v}_best"] = min(times[v]) / min(times["bare"]) - 1
                 row[f"overhead_{v}_median"] = (statistics.median(times[v])
                                                / statistics.median(times["bare"]) - 1)
+                row[f"overhead_{v}_cpu_best"] = min(cpu_times[v]) / min(cpu_times["bare"]) - 1
+                # each repeat times bare and env back to back: the median of the per-repeat
+                # ratios cancels slow changes in machine load
+                row[f"overhead_{v}_paired"] = statistics.median(
+                    t / b for t, b in zip(times[v], times["bare"])) - 1
             row["physics_steps_per_s_best"] = row["bare"]["steps_per_s_best"] * row["frame_skip"]
             rows.append(row)
             print(f"{name} B={batch}: bare {row['bare']['steps_per_s_best']:.0f}/s, "
                   f"vmap {row['vmap']['steps_per_s_best']:.0f}/s "
-                  f"({100 * row['overhead_vmap_best']:+.1f}%), "
+                  f"({100 * row['overhead_vmap_best']:+.1f}%, paired "
+                  f"{100 * row['overhead_vmap_paired']:+.1f}%), "
                   f"autoreset {row['autoreset']['steps_per_s_best']:.0f}/s "
-                  f"({100 * row['overhead_autoreset_best']:+.1f}%)", flush=True)
+                  f"({100 * row['overhead_autoreset_best']:+.1f}%, paired "
+                  f"{100 * row['overhead_autoreset_paired']:+.1f}%)", flush=True)
 
     print_table(rows, meta)
     if args.json:
@@ -174,17 +190,18 @@ def main() -> None:
 
 def print_table(rows, meta) -> None:
     header = ["env", "B", "bare ctrl steps/s", "vmap(env.step)/s", "AutoReset.step/s",
-              "overhead vmap (best / median)", "overhead AutoReset (best / median)"]
+              "overhead vmap: best / paired", "overhead AutoReset: best / paired"]
     body = []
     for r in rows:
         pct = lambda v: (f"{100 * r[f'overhead_{v}_best']:+.1f}% / "
-                         f"{100 * r[f'overhead_{v}_median']:+.1f}%")
+                         f"{100 * r[f'overhead_{v}_paired']:+.1f}%")
         body.append([r["env"], str(r["batch"]), f"{r['bare']['steps_per_s_best']:,.0f}",
                      f"{r['vmap']['steps_per_s_best']:,.0f}",
                      f"{r['autoreset']['steps_per_s_best']:,.0f}", pct("vmap"),
                      pct("autoreset")])
-    title = (f"Env control steps/s (best of {meta['repeats']}; bare = physics steps/s / "
-             f"frame_skip), mode={meta['mode']}")
+    title = (f"Env control steps/s (best of {meta['repeats']} wall times; bare = physics "
+             f"steps/s / frame_skip), mode={meta['mode']}; overhead = t_env / t_bare - 1 from "
+             f"the best wall times and the median of the per-repeat (back-to-back) ratios")
     try:
         from rich.console import Console
         from rich.table import Table

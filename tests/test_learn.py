@@ -139,16 +139,16 @@ def cli_run(files):
 @pytest.fixture(scope="module")
 def traced(cli_run):
     """The run's iterations again, in-process (same cached compilation), with traces."""
-    run, config, learner, init, iterate, expert = learn.open_learn_run(cli_run)
-    state = init(jax.random.split(jax.random.PRNGKey(run.config["seed"]), 1), expert)
+    session = learn.open_session(cli_run)
+    state = session.init()
     steps = []
-    for _ in range(run.config["num_iterations"]):
-        new, metrics, trace = iterate(state, expert)
+    for _ in range(session.run.config["num_iterations"]):
+        new, metrics, trace = session.iterate(state)
         pick = lambda tree: jax.tree.map(lambda x: np.asarray(x)[0], tree)  # noqa: E731
         steps.append({"before": pick(state), "after": pick(new), "metrics": pick(metrics),
                       "trace": pick(trace)})
         state = new
-    return {"config": config, "learner": learner, "steps": steps}
+    return {"config": session.config, "steps": steps}
 
 
 def _disc_x(stats, obs, action):

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 # Orbax logs every save at INFO/WARNING level through absl; progress is ours to show.
@@ -58,13 +60,19 @@ class Checkpointer:
         """Restore checkpoint ``step`` (default: latest) into the structure of ``like``
         (a state of the same config; only its shapes and dtypes are used)."""
         step = self.latest_step() if step is None else step
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _nonempty_leaves(like))
+        # Restored as host arrays, then put on the default device uncommitted, exactly
+        # like a freshly built state. (Restoring jax.Arrays gives committed ones next to
+        # the uncommitted template leaves below; jit keys its cache on that, so a resumed
+        # run compiled its step twice: for the mixed state, then for its own outputs.)
+        shapes = jax.tree.map(ocp.utils.to_shape_dtype_struct, _nonempty_leaves(like))
+        template = {k: np.zeros(s.shape, s.dtype) for k, s in shapes.items()}
         restored = self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
                                           record=ocp.args.JsonRestore()))
         leaves, treedef = jax.tree.flatten(like)
         saved = restored["state"]
-        leaves = [saved[f"{i:05d}"] if f"{i:05d}" in saved else leaf
+        leaves = [jnp.asarray(saved[f"{i:05d}"]) if f"{i:05d}" in saved
+                  else jnp.zeros(np.shape(leaf), leaf.dtype)  # zero-size: nothing saved
                   for i, leaf in enumerate(leaves)]
         return jax.tree.unflatten(treedef, leaves), dict(restored["record"] or {})
 

@@ -422,7 +422,8 @@ class TRIRL:
         if cfg.retrospective and self.buffer_cfg.capacity > 0:
             pair = ((ppo_before.actor, ppo_before.obs_stats), (ppo_state.actor, ppo_state.obs_stats))
             policies = jax.tree.map(lambda stack, p: stack.at[buffer.head].set(p), policies, pair)
-        x_fit, etas_fit = x, None if etas is None else etas.reshape(etas.shape[0], -1)
+        x_fit = x
+        etas_fit = None if etas is None else etas.reshape(etas.shape[0], -1)
         if self.num_fit_absorbing:
             n = self.num_fit_absorbing
             x_fit = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), (n, self.input_dim))])
@@ -612,10 +613,39 @@ def resume(run_dir: Path, show_progress: bool = True) -> Path:
     return Path(run_dir)
 
 
-def open_learn_run(run_dir: Path):
-    """``(run, config, learner, init, iterate, expert)`` of an existing TRIRL run."""
+def _commit(tree):
+    """Place every array on the default device explicitly. Restored checkpoints hold
+    committed arrays and fresh ``init`` outputs uncommitted ones; jit compiles once per
+    such placement, so without this a resumed run would compile the iteration twice more.
+    """
+    return jax.device_put(tree, jax.devices()[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """An existing TRIRL run, ready to train: its seed-stacked ``init()`` and
+    ``iterate(state) -> (state, metrics, trace)`` (jitted, vmapped, cached per config)."""
+
+    run: Any  # trirl.expert.Run
+    config: TRIRLConfig
+    learner: TRIRL
+    expert: ExpertData
+    keys: jax.Array
+    _init: Any
+    _iterate: Any
+
+    def init(self) -> TRIRLState:
+        return _commit(self._init(self.keys, self.expert))
+
+    def iterate(self, state: TRIRLState) -> tuple[TRIRLState, dict, Trace]:
+        return self._iterate(_commit(state), self.expert)
+
+
+def open_session(run_dir: Path) -> Session:
+    """The :class:`Session` of the TRIRL run in ``run_dir`` (demos from its own copy)."""
     from trirl.expert import open_run
 
+    run_dir = Path(run_dir)
     run = open_run(run_dir)
     if run.config.get("kind") != "trirl":
         raise TrirlError(f"{run_dir} is a {run.config.get('kind')!r} run, not a TRIRL run; "
@@ -623,28 +653,31 @@ def open_learn_run(run_dir: Path):
     config = config_from_dict(run.config["trirl"], str(run_dir / "config.json"))
     demos = load_demos(run_dir / run.config.get("demos", DEMOS_FILE), run.env, config)
     learner, init, iterate = compiled(run.env, config, int(run.config["num_iterations"]))
-    return run, config, learner, init, iterate, expert_data(demos, run.env.action_size)
+    keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
+    return Session(run=run, config=config, learner=learner,
+                   expert=_commit(expert_data(demos, run.env.action_size)), keys=_commit(keys),
+                   _init=init, _iterate=iterate)
 
 
 def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
     from trirl.runner import train_loop
 
-    run, config, learner, init, iterate, expert = open_learn_run(run_dir)
-    keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
-    train_loop(run_dir, lambda: init(keys, expert), lambda s: iterate(s, expert)[:2],
-               num_iterations=run.config["num_iterations"],
-               steps_per_iteration=config.ppo.batch_size,
-               checkpoint_every=run.config.get("checkpoint_every", 50), resume=resume,
-               label=f"trirl {run.config['env']} ({config.variant})",
+    session = open_session(run_dir)
+    cfg = session.run.config
+    train_loop(run_dir, session.init, lambda s: session.iterate(s)[:2],
+               num_iterations=cfg["num_iterations"],
+               steps_per_iteration=session.config.ppo.batch_size,
+               checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
+               label=f"trirl {cfg['env']} ({session.config.variant})",
                show_progress=show_progress)
 
 
 def checkpoint_like(run) -> Any:
-    """Shapes of a TRIRL run's checkpointed (seed-stacked) state, for restoring it."""
+    """Shapes of a TRIRL run's checkpointed (seed-stacked) state, for restoring it
+    (``trirl.expert.load_policy``). Traces the cached ``init``, so in a process that
+    trained the run nothing is traced again."""
     config = config_from_dict(run.config["trirl"], str(run.run_dir / "config.json"))
-    learner = TRIRL(run.env, config, int(run.config["num_iterations"]))
-    o, a = run.env.observation_size, run.env.action_size
-    dummy = ExpertData(obs=jnp.zeros((1, o)), actions=jnp.zeros((1, a)),
-                       next_obs=jnp.zeros((1, o)), absorbing=jnp.zeros((1,), bool))
-    keys = jax.random.split(jax.random.PRNGKey(0), run.num_seeds)
-    return jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)), keys, dummy)
+    _, init, _ = compiled(run.env, config, int(run.config["num_iterations"]))
+    demos = load_demos(run.run_dir / run.config.get("demos", DEMOS_FILE), run.env, config)
+    keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
+    return jax.eval_shape(init, keys, expert_data(demos, run.env.action_size))

@@ -1,0 +1,187 @@
+"""End-to-end tests of the ``trirl`` command line through click's CliRunner.
+
+User errors must surface as exactly one line ``trirl: error: ...`` on stderr with exit
+status 2, before any expensive work. The happy path trains a tiny expert once (module
+fixture ``run_dir``: 8 iterations of 8 envs x 4 steps, 8-unit networks), then plots it
+and checks the run-directory errors. ``demos`` and ``evaluate`` each compile their own
+MJX rollouts (about a minute each on a busy 2-core CPU), so they are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from trirl import demos as demos_lib
+from trirl import envs
+from trirl.cli.main import main
+
+TINY = ["--set", "num_envs=8", "--set", "rollout_length=4", "--set", "minibatch_size=16",
+        "--set", "hidden=8"]
+
+
+def invoke(args):
+    # A wide terminal so rich tables do not wrap the names we look for.
+    return CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("trirl: error: "), lines[0]
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke(["expert", "--env", "point_maze", "--steps", "256", *TINY, "--run-dir", run])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert f"run: {run}" in result.stdout
+    return run
+
+
+# ----------------------------------------------------------------------------- cheap
+
+
+def test_envs_lists_the_point_maze_pair():
+    result = invoke(["envs"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\bpoint_maze\b(?!_)", result.stdout), result.stdout
+    assert re.search(r"\bpoint_maze_flipped\b", result.stdout), result.stdout
+
+
+def test_unknown_env_is_one_line_error(tmp_path):
+    result = invoke(["expert", "--env", "nope", "--run-dir", tmp_path / "r"])
+    assert_one_line_error(result, "'nope'", "point_maze")
+    assert result.stdout == ""
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("foo=1", "'foo'"),
+    ("learning_rate=abc", "learning_rate='abc'"),
+    ("learning_rate", "KEY=VALUE"),
+    ("num_envs=2.5", "num_envs"),
+])
+def test_bad_set_is_one_line_error(tmp_path, override, fragment):
+    result = invoke(["expert", "--env", "point_maze", "--set", override,
+                     "--run-dir", tmp_path / "r"])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_env_set_and_indivisible_batch_are_one_line_errors(tmp_path):
+    result = invoke(["expert", "--env-set", "gravity=1", "--run-dir", tmp_path / "a"])
+    assert_one_line_error(result, "'gravity'")
+    result = invoke(["expert", "--set", "num_envs=3", "--set", "rollout_length=5",
+                     "--set", "minibatch_size=4",
+                     "--run-dir", tmp_path / "b"])
+    assert_one_line_error(result, "minibatch_size=4")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_of_a_non_run_directory_is_one_line_error(tmp_path):
+    assert_one_line_error(invoke(["expert", "--resume", tmp_path]), "not a trirl run directory")
+    assert_one_line_error(invoke(["expert", "--resume", tmp_path / "missing"]),
+                          "not a trirl run directory")
+
+
+@pytest.mark.parametrize("command", [
+    ["demos", "{dir}", "-o", "{dir}/d.npz"],
+    ["evaluate", "{dir}"],
+    ["plot", "{dir}"],
+])
+def test_commands_on_a_non_run_directory_are_one_line_errors(tmp_path, command):
+    assert_one_line_error(invoke([c.format(dir=tmp_path) for c in command]))
+
+
+# ----------------------------------------------------------------------------- a tiny run
+
+
+def test_expert_writes_config_metrics_and_checkpoint(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["kind"] == "expert" and config["env"] == "point_maze"
+    assert config["seeds"] == 1 and config["num_iterations"] == 8
+    assert config["total_steps"] == 256
+    ppo = config["ppo"]
+    assert (ppo["num_envs"], ppo["rollout_length"], ppo["minibatch_size"]) == (8, 4, 16)
+    assert ppo["hidden"] == [8]
+    assert ppo["entropy_coef"] == 0.01  # the env preset, not overridden
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [ln["iteration"] for ln in lines] == list(range(1, 9))
+    assert lines[-1]["env_steps"] == 256
+    assert all(np.isfinite(ln["loss"]) for ln in lines)
+    steps = sorted(p.name for p in (run_dir / "checkpoints").iterdir()
+                   if not p.name.startswith("."))
+    assert steps == ["8"]
+
+
+def test_expert_refuses_to_overwrite_a_run(run_dir):
+    result = invoke(["expert", "--steps", "256", *TINY, "--run-dir", run_dir])
+    assert_one_line_error(result, "already holds a run", "--resume")
+
+
+def test_resume_without_checkpoint_is_one_line_error(run_dir, tmp_path):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(run_dir / "config.json", fresh / "config.json")
+    assert_one_line_error(invoke(["expert", "--resume", fresh]), "no checkpoint")
+
+
+@pytest.mark.slow  # compiles two 100-step MJX rollouts (policy, random): ~1 min on 2 busy cores
+def test_demos_writes_a_loadable_file(run_dir, tmp_path):
+    out = tmp_path / "d.npz"
+    result = invoke(["demos", run_dir, "--episodes", "3", "-o", out])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert f"wrote {out}: 3 episodes" in result.stdout
+    env = envs.make("point_maze")
+    demos = demos_lib.load(out, env=env, require_actions=True)
+    assert demos.num_episodes == 3
+    assert demos.metadata["env"] == "point_maze"
+    assert demos.metadata["deterministic"] is True
+    assert np.isfinite(demos.metadata["expert_return_mean"])
+    assert np.isfinite(demos.metadata["random_return_mean"])
+    assert str(run_dir) in demos.metadata["source"]
+    assert demos.actions.shape == (demos.num_transitions, env.action_size)
+
+
+@pytest.mark.slow  # compiles a 100-step MJX rollout: ~40 s on 2 busy cores
+def test_evaluate_prints_json(run_dir):
+    result = invoke(["evaluate", run_dir, "--episodes", "3", "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads(result.stdout)
+    assert report["env"] == "point_maze" and report["episodes"] == 3
+    assert report["deterministic"] is True
+    assert len(report["per_seed"]) == 1
+    seed = report["per_seed"][0]
+    assert np.isfinite(seed["return_mean"]) and seed["return_std"] >= 0
+    assert 0.0 <= seed["terminated_fraction"] <= 1.0
+    assert report["return_mean"] == seed["return_mean"]
+    ref = report["reference"]
+    if ref is not None:  # the bundled point_maze demos give the score's reference returns
+        expected = ((seed["return_mean"] - ref["random_return_mean"])
+                    / (ref["expert_return_mean"] - ref["random_return_mean"]))
+        assert seed["normalized_score"] == pytest.approx(expected)
+        assert report["normalized_score_mean"] == pytest.approx(expected)
+
+
+def test_plot_writes_a_png(run_dir, tmp_path):
+    result = invoke(["plot", run_dir])
+    assert result.exit_code == 0, (result.output, result.exception)
+    png = run_dir / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = tmp_path / "loss.png"
+    result = invoke(["plot", run_dir, "--metric", "loss", "-o", out])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_one_line_error(invoke(["plot", run_dir, "--metric", "nope"]), "'nope'", "loss")
