@@ -8,10 +8,27 @@ import click
 
 
 @click.command("learn")
-@click.option("--env", "env_name", default="point_maze", show_default=True,
-              help="Environment name (see `trirl envs`).")
 @click.option("--demos", "demos_path", type=click.Path(path_type=Path), default=None,
               help="Demonstration file (.npz) [default: the bundled demos of the env].")
+@click.option("--env", "env_name", default=None,
+              help="Environment name (see `trirl envs`) [default: the one the demos were "
+                   "recorded on; point_maze without --demos].")
+@click.option("--variant", type=click.Choice(["max_eta", "tr_loss", "retrospective_eta",
+                                              "no_fit"]),
+              default=None, help="How the reward correction's eta is obtained (paper Sec. "
+                                 "4.3) [default: max_eta].")
+@click.option("--k", "capacity", type=int, default=None,
+              help="Discriminator buffer size k [default: 100, paper 80-120].")
+@click.option("--eps", type=float, default=None,
+              help="Reward step size epsilon [default: 0.6, paper 0.45-0.75].")
+@click.option("--beta", type=float, default=None,
+              help="Inverse temperature beta = 1 / PPO entropy coefficient [default: 1000].")
+@click.option("--inputs", type=click.Choice(["sa", "ss", "sas"]), default=None,
+              help="Discriminator inputs: D(s,a) [default], D(s,s') for observation-only "
+                   "demos, or D(s,a,s').")
+@click.option("--reward-model", type=click.Choice(["fitted", "features"]), default=None,
+              help="fitted [default]: buffer + fitted reward (paper Sec. 4.2); features: not "
+                   "implemented yet.")
 @click.option("--steps", type=int, default=None,
               help="Environment steps per seed [default: the env's preset].")
 @click.option("--seeds", type=int, default=1, show_default=True,
@@ -22,16 +39,10 @@ import click
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this directory from its last checkpoint "
                    "(its own settings and demos; other options are ignored).")
-@click.option("--variant", type=click.Choice(["max_eta", "tr_loss", "retrospective_eta",
-                                              "no_fit"]),
-              default="max_eta", show_default=True,
-              help="How the reward correction's eta is obtained (paper Sec. 4.3).")
-@click.option("--inputs", type=click.Choice(["sa", "ss", "sas"]), default="sa",
-              show_default=True,
-              help="Discriminator inputs: D(s,a), or D(s,s') for observation-only demos.")
-@click.option("--reward-model", type=click.Choice(["fitted", "features"]), default="fitted",
-              show_default=True,
-              help="fitted: buffer + fitted reward (paper Sec. 4.2); features: not implemented yet.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML file of settings: top-level TRIRL keys (eps, capacity, variant, "
+                   "...), tables [ppo] [trust_region] [disc] [fit] [env]. --set and the "
+                   "flags above override it.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="TRIRL setting, e.g. --set eps=0.5, --set ppo.learning_rate=1e-4, "
                    "--set disc.num_steps=30, --set trust_region.mean_bound=0.002, "
@@ -39,31 +50,60 @@ import click
 @click.option("--env-set", multiple=True, metavar="KEY=VALUE",
               help="Environment setting, e.g. --env-set episode_length=200.")
 @click.option("--checkpoint-every", type=int, default=50, show_default=True)
-def learn(env_name, demos_path, steps, seeds, seed, run_dir, resume, variant, inputs,
-          reward_model, settings, env_set, checkpoint_every):
+def learn(**options):
     """Learn a reward and a policy from demonstrations with TRIRL."""
     # Imported here, not at module level: trirl.cli.main imports this module.
     from trirl.cli.main import _friendly
 
-    _friendly(_learn)(env_name, demos_path, steps, seeds, seed, run_dir, resume, variant,
-                      inputs, reward_model, settings, env_set, checkpoint_every)
+    _friendly(_learn)(**options)
 
 
-def _learn(env_name, demos_path, steps, seeds, seed, run_dir, resume, variant, inputs,
-           reward_model, settings, env_set, checkpoint_every):
+def flag_settings(variant=None, capacity=None, eps=None, beta=None, inputs=None,
+                  reward_model=None) -> dict:
+    """The dedicated flags as settings (``--beta`` is 1 / ppo.entropy_coef)."""
+    from trirl.errors import TrirlError
+
+    own = {name: value for name, value in (("variant", variant), ("capacity", capacity),
+                                           ("eps", eps), ("inputs", inputs),
+                                           ("reward_model", reward_model))
+           if value is not None}
+    out = {"": own} if own else {}
+    if beta is not None:
+        if not beta > 0:
+            raise TrirlError(f"--beta must be > 0 (got {beta}; paper: 200 - 12500)")
+        out["ppo"] = {"entropy_coef": 1.0 / beta}
+    return out
+
+
+def _learn(demos_path, env_name, variant, capacity, eps, beta, inputs, reward_model, steps,
+           seeds, seed, run_dir, resume, config_path, settings, env_set, checkpoint_every):
     from trirl import envs, learn as learn_lib
+    from trirl.errors import TrirlError
     from trirl.expert import parse_overrides
 
     if resume:
         learn_lib.resume(resume)
         click.echo(f"run: {resume}")
         return
+    # Precedence: paper defaults < env preset < --config < --set < dedicated flags.
+    file_settings, file_env = {}, ()
+    if config_path is not None:
+        file_settings, file_env = learn_lib.read_config_file(config_path)
+    merged = learn_lib.merge_settings(
+        file_settings, learn_lib.parse_settings(settings),
+        flag_settings(variant, capacity, eps, beta, inputs, reward_model))
+    env_name = env_name or learn_lib.default_env(demos_path)
     if env_name not in envs.names():
         envs.make(env_name)  # raises the standard unknown-env error
     env_cls = envs.registry()[env_name]
+    env_overrides = {}
+    if file_env:
+        try:
+            env_overrides.update(parse_overrides(file_env, env_cls.config_class, env_name))
+        except TrirlError as exc:
+            raise TrirlError(f"{config_path}: [env] {exc}") from None
+    env_overrides.update(parse_overrides(env_set, env_cls.config_class, env_name))
     run = learn_lib.train(
         env_name, demos=demos_path, run_dir=run_dir, steps=steps, seeds=seeds, seed=seed,
-        variant=variant, inputs=inputs, reward_model=reward_model, settings=learn_lib.parse_settings(settings),
-        env_overrides=parse_overrides(env_set, env_cls.config_class, env_name),
-        checkpoint_every=checkpoint_every)
+        settings=merged, env_overrides=env_overrides, checkpoint_every=checkpoint_every)
     click.echo(f"run: {run}")

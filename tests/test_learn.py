@@ -25,6 +25,7 @@ from trirl.expert import load_policy, open_run
 STEPS = 64  # 4 iterations of 4 envs x 4 steps
 K = 2
 GOAL = (0.15, 0.0)
+REFERENCE = {"expert_return_mean": -2.0, "random_return_mean": -9.0}
 TINY_ENV = ("--env-set", "episode_length=6", "--env-set", "goal_radius=0.3")
 TINY = (
     # Aggressive LR, tiny trust region: the projection is active, so eta > 0.
@@ -68,7 +69,7 @@ def _synthetic_demos(env, episodes=3, speed=0.01, seed=0):
     absorbing = np.asarray(rows["absorbing"])
     return demos_lib.Demos(**f32, absorbing=absorbing, truncated=np.zeros_like(absorbing),
                            episode_starts=np.asarray(starts, np.int64),
-                           metadata=demos_lib.env_metadata(env))
+                           metadata=demos_lib.env_metadata(env, **REFERENCE))
 
 
 # ----------------------------------------------------------------------------- NumPy
@@ -197,6 +198,39 @@ def test_policy_reward_matches_numpy_recomputation(traced, files):
     np.testing.assert_allclose(step["metrics"]["reward_mean"], want.mean(), rtol=1e-4, atol=1e-5)
 
 
+def test_reward_gap_is_corrected_reward_on_expert_minus_agent(traced, files):
+    """reward_expert / reward_agent: mean corrected reward (after the iteration's push,
+    / beta) on GAP_SAMPLES rows drawn with the iteration's key; NumPy recursion."""
+    cfg = traced["config"]
+    beta, eps = cfg.beta, cfg.eps
+    i = len(traced["steps"]) - 1
+    step = traced["steps"][i]
+    buffer = step["after"].buffer
+    stats = step["before"].disc_stats
+
+    def corrected(x):
+        r = np_scalar(buffer.fit_params, x)
+        for push in range(i - K + 1, i + 1):  # pushes 0..i made; the window, oldest first
+            slot = push % K
+            member = jax.tree.map(lambda p: p[slot], buffer.disc_params)
+            s = eps / (1.0 + float(buffer.etas[slot]))
+            r = (1.0 - s) * r + s * beta * np_scalar(member, x)
+        return r / beta
+
+    demos = demos_lib.load(files["demos"])
+    x_e = _disc_x(stats, demos.obs, demos.actions)
+    x_a = _disc_x(stats, step["trace"].rollout.obs, step["trace"].rollout.action).reshape(-1, 7)
+    k_gap = jax.random.split(step["before"].key, 4)[3]
+    k_e, k_a = jax.random.split(k_gap)
+    n = learn.GAP_SAMPLES
+    r_e = corrected(x_e[np.asarray(jax.random.randint(k_e, (n,), 0, len(x_e)))]).mean()
+    r_a = corrected(x_a[np.asarray(jax.random.randint(k_a, (n,), 0, len(x_a)))]).mean()
+    m = step["metrics"]
+    np.testing.assert_allclose(m["reward_expert"], r_e, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m["reward_agent"], r_a, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m["reward_gap"], r_e - r_a, rtol=1e-4, atol=1e-5)
+
+
 def test_max_eta_is_largest_trpl_multiplier(traced):
     """eta stored with each pushed discriminator = max over the rollout states of the
     TRPL multipliers of the updated policy vs the behaviour policy."""
@@ -216,6 +250,9 @@ def test_max_eta_is_largest_trpl_multiplier(traced):
         eta_cov = np_cov_multiplier(std, old_std, tr.cov_bound)
         want = max(eta_mean.max(), eta_cov)
         assert want > 0.1  # the trust region was active: a meaningful comparison
+        var_ratio = (std / old_std) ** 2
+        kl = d_mean + 0.5 * np.sum(var_ratio - 1.0 - np.log(var_ratio))
+        np.testing.assert_allclose(step["metrics"]["policy_kl"], kl.mean(), rtol=1e-3)
         np.testing.assert_allclose(after.buffer.etas[i % K], want, rtol=2e-3)
         np.testing.assert_allclose(step["metrics"]["eta"], want, rtol=2e-3)
         np.testing.assert_allclose(step["metrics"]["eps_tr"], cfg.eps / (1 + want), rtol=2e-3)
@@ -229,9 +266,17 @@ def test_cli_run_evaluates_plots_and_resumes_bit_exactly(cli_run, traced):
     assert (cli_run / learn.DEMOS_FILE).is_file()
     lines = [json.loads(line) for line in (cli_run / "metrics.jsonl").read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
-    for name in ("disc_loss", "disc_accuracy", "eta", "reward_mean", "reward_std",
+    for name in ("disc_loss", "disc_accuracy", "disc_expert_acc", "disc_agent_acc", "eta",
+                 "eps_tr", "policy_kl", "reward_gap", "reward_mean", "reward_std",
                  "policy_loss", "buffer_size", "finite"):
         assert lines[-1][name] is not None, name
+    # Normalised score from the demos' reference returns, where an episode finished.
+    scored = [line for line in lines if line["episode_return"] is not None]
+    assert scored
+    for line in scored:
+        want = ((line["episode_return"] - REFERENCE["random_return_mean"])
+                / (REFERENCE["expert_return_mean"] - REFERENCE["random_return_mean"]))
+        assert line["normalized_score"] == pytest.approx(want, rel=1e-5)
     # The in-process iterations (with traces) are the CLI's iterations.
     for line, step in zip(lines, traced["steps"]):
         assert line["eta"] == pytest.approx(float(step["metrics"]["eta"]), rel=1e-6)
@@ -276,3 +321,65 @@ def test_bad_input_exits_2_with_one_line(files, case):
               "bad_setting": "ppo.learning_rate"}[case]
     assert expect in lines[0]
     assert not run_dir.exists()  # nothing half-written
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def test_config_file_set_and_flags_layer_in_order(tmp_path):
+    """paper defaults < --config TOML < --set < dedicated flags (--k, --eps, --beta)."""
+    from trirl.cli.learn_cmd import flag_settings
+
+    path = tmp_path / "run.toml"
+    path.write_text('variant = "tr_loss"\neps = 0.5\ncapacity = 80\n'
+                    "[ppo]\nlearning_rate = 5e-5\nhidden = [64, 64]\n"
+                    "[trust_region]\nmean_bound = 0.002\n[disc]\nnum_steps = 30\n"
+                    "[env]\nepisode_length = 50\n")
+    file_settings, file_env = learn.read_config_file(path)
+    assert file_env == ("episode_length=50",)
+    merged = learn.merge_settings(file_settings, learn.parse_settings(("eps=0.55",)),
+                                  flag_settings(capacity=90, beta=500.0))
+    config = learn.build_config(merged)
+    default = learn.TRIRLConfig()
+    assert config.variant == "tr_loss" and config.capacity == 90 and config.eps == 0.55
+    assert config.ppo.learning_rate == 5e-5 and config.ppo.hidden == (64, 64)
+    assert config.ppo.entropy_coef == pytest.approx(1 / 500) and config.beta == pytest.approx(500)
+    assert config.ppo.trust_region.mean_bound == 0.002
+    assert config.ppo.trust_region.cov_bound == default.ppo.trust_region.cov_bound
+    assert config.disc.num_steps == 30 and config.fit == default.fit
+    # The settings a run records rebuild the same config.
+    import dataclasses
+    assert learn.config_from_dict(json.loads(json.dumps(dataclasses.asdict(config))), "x") \
+        == config
+
+
+def test_env_defaults_to_the_demos_env(tmp_path):
+    path = tmp_path / "flipped.npz"
+    demos_lib.save(path, _synthetic_demos(envs.make("point_maze_flipped")))
+    assert learn.default_env(path) == "point_maze_flipped"
+    assert learn.default_env(None) == "point_maze"
+
+
+@pytest.mark.parametrize("case", ["not_toml", "unknown_table", "unknown_key", "bad_value",
+                                  "bad_env_key", "missing", "bad_beta"])
+def test_bad_config_exits_2_naming_the_file(files, case):
+    path = files["root"] / f"{case}.toml"
+    text = {"not_toml": "eps = = 1\n", "unknown_table": "[optimizer]\nlr = 1\n",
+            "unknown_key": "[ppo]\nlearnin_rate = 1e-4\n", "bad_value": "capacity = 0.5\n",
+            "bad_env_key": "[env]\nepisode_len = 5\n", "missing": None, "bad_beta": ""}[case]
+    if text is not None:
+        path.write_text(text)
+    run_dir = files["root"] / f"never-config-{case}"
+    extra = ("--beta", -1) if case == "bad_beta" else ()
+    result = _cli("learn", "--demos", files["demos"], "--config", path, "--run-dir", run_dir,
+                  "--steps", STEPS, *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trirl: error: "), result.output
+    expect = {"not_toml": "not valid TOML", "unknown_table": "[optimizer]",
+              "unknown_key": "learnin_rate", "bad_value": "capacity",
+              "bad_env_key": "episode_len", "missing": "cannot read", "bad_beta": "--beta"}[case]
+    assert expect in lines[0]
+    if case != "bad_beta":
+        assert str(path) in lines[0]
+    assert not run_dir.exists()

@@ -61,7 +61,11 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
         raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
     run = open_run(run_dir)
     reference = None
-    path = demos_path or bundled_demos(run.env.name)
+    # The reference returns: the given demos, else those the run learned from (a TRIRL
+    # run keeps its own copy), else the bundled ones.
+    own = run.run_dir / run.config["demos"] if run.config.get("demos") else None
+    path = demos_path or (own if own is not None and own.is_file() else None) \
+        or bundled_demos(run.env.name)
     if path is not None:
         meta = demos_lib.load(path).metadata
         if meta["env"] != run.env.name:

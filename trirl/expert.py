@@ -20,7 +20,7 @@ import trirl
 from trirl import envs
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, PPOConfig, TrustRegionConfig
-from trirl.runner import load_state, train_loop, write_json_atomic
+from trirl.runner import load_state, print_summary, train_loop, write_json_atomic
 
 # Per-environment expert settings: PPO overrides and a step budget that reaches the
 # benchmark in docs/benchmarks.md. point_maze needs exploration to find the gap
@@ -71,6 +71,8 @@ def parse_overrides(pairs: tuple[str, ...], config_class: type, what: str) -> di
                 value = float(text)
             elif isinstance(default, tuple):
                 value = tuple(type(default[0])(v) for v in text.split(",") if v.strip())
+            elif isinstance(default, str):
+                value = text.strip()  # choices are checked by the config itself
             else:
                 raise TrirlError(f"{what} setting {name!r} cannot be set from the command line")
         except ValueError:
@@ -163,6 +165,10 @@ def _train(run: Run, *, resume: bool, show_progress: bool) -> None:
                steps_per_iteration=run.ppo.config.batch_size,
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
                label=f"expert {cfg['env']}", show_progress=show_progress)
+    if show_progress:
+        print_summary(run.run_dir, {"episode_return": "return",
+                                    "terminated_fraction": "terminated"},
+                      f"expert {cfg['env']}: last logged values")
 
 
 def load_policy(run: Run, seed_index: int = 0) -> tuple:

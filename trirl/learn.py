@@ -76,6 +76,7 @@ INPUTS = ("sa", "ss", "sas")
 REWARD_MODELS = ("fitted",)
 ETA_SCHEDULES = ("linear", "constant")
 DEMOS_FILE = "demos.npz"  # the run's own copy of its demonstrations
+GAP_SAMPLES = 512  # rows per side for the reward-gap metric (progress_metrics)
 
 
 def _default_ppo() -> PPOConfig:
@@ -326,6 +327,32 @@ class TRIRL:
             eta = eta * jnp.maximum(0.0, 1.0 - iteration.astype(jnp.float32) / self.num_iterations)
         return eta
 
+    # -- progress metrics -------------------------------------------------------------
+
+    def progress_metrics(self, ppo_state: PPOState, rollout: Rollout, buffer: rb.RewardBuffer,
+                         x_agent: jax.Array, x_expert: jax.Array, key: jax.Array) -> dict:
+        """How far the iteration moved, for ``metrics.jsonl``:
+
+        * ``policy_kl``: mean over the rollout states of KL(pi^(i+1) || pi^(i)), the
+          policy the next rollout uses against the one that collected this one;
+        * ``reward_expert`` / ``reward_agent``: mean corrected reward (Alg. 2 lines 19-23,
+          after this iteration's push; PPO units) on expert and on agent transitions, and
+          ``reward_gap`` their difference: a Monte-Carlo estimate of the reward part of
+          the IRL dual, E_E[r] - E_pi[r] (it shrinks as pi approaches the expert while
+          r keeps separating them). Subsamples of ``GAP_SAMPLES`` rows keep it cheap: the
+          k buffered discriminators are evaluated on every row.
+        """
+        mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, rollout.obs)
+        old_std = rollout.std.reshape(-1, rollout.std.shape[-1])[0]
+        kl = trpl.gaussian_kl(mean, std, rollout.mean, old_std)
+        k_e, k_a = jax.random.split(key)
+        pick = lambda k, x: x[jax.random.randint(k, (GAP_SAMPLES,), 0, x.shape[0])]  # noqa: E731
+        r_e = rb.corrected_reward(buffer, pick(k_e, x_expert), self.beta, self.config.eps)
+        r_a = rb.corrected_reward(buffer, pick(k_a, x_agent), self.beta, self.config.eps)
+        r_e, r_a = jnp.mean(r_e) / self.beta, jnp.mean(r_a) / self.beta
+        return {"policy_kl": jnp.mean(kl), "reward_expert": r_e, "reward_agent": r_a,
+                "reward_gap": r_e - r_a}
+
     # -- discriminator training -------------------------------------------------------
 
     def train_discriminator(self, params, opt_state, expert_pool, agent_pool, key):
@@ -381,7 +408,7 @@ class TRIRL:
         true episode return of the agent included, evaluation only) and the
         :class:`Trace` of what the policy was trained on."""
         cfg = self.config
-        key, k_disc, k_fit = jax.random.split(state.key, 3)
+        key, k_disc, k_fit, k_gap = jax.random.split(state.key, 4)
         ppo_before = state.ppo
         ppo_state, rollout, ep_stats = self.ppo.collect(state.ppo)
 
@@ -433,6 +460,7 @@ class TRIRL:
                     axis=1)
         buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params, eta,
                                                     x_fit, self.beta, cfg.eps, k_fit, etas_fit)
+        metrics.update(self.progress_metrics(ppo_state, rollout, buffer, x, x_e, k_gap))
 
         metrics.update(ep_stats)
         metrics.update(
@@ -481,49 +509,97 @@ def _section_of(name: str) -> tuple[str, str]:
     return (section.strip(), field.strip()) if dot else ("", name.strip())
 
 
-def parse_settings(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+def parse_settings(pairs: tuple[str, ...], source: str = "--set") -> dict[str, dict[str, Any]]:
     """``("eps=0.5", "ppo.learning_rate=3e-4", "disc.hidden=64,64")`` -> typed values per
-    section ("" for :class:`TRIRLConfig`'s own fields)."""
+    section ("" for :class:`TRIRLConfig`'s own fields). ``source`` names where the pairs
+    came from in error messages (a flag or a file)."""
     from trirl.expert import parse_overrides
 
     grouped: dict[str, list[str]] = {}
+    own = {f.name for f in dataclasses.fields(TRIRLConfig)}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         section, field = _section_of(name)
         if section and section not in _SECTIONS:
-            raise TrirlError(f"--set {pair!r}: unknown section {section!r}; use one of "
+            raise TrirlError(f"{source} {pair!r}: unknown section {section!r}; use one of "
                              f"{', '.join(_SECTIONS)} (e.g. ppo.learning_rate=1e-4) or a TRIRL "
                              "setting without a section (e.g. eps=0.5)")
-        own = {f.name for f in dataclasses.fields(TRIRLConfig)}
         if not section and sep and field.replace("-", "_") not in own:
             hits = [f"{s}.{field}" for s, cls in _SECTIONS.items()
                     if field.replace("-", "_") in {f.name for f in dataclasses.fields(cls)}]
             if hits:
-                raise TrirlError(f"--set {pair!r}: {field!r} is not a TRIRL setting; did you "
+                raise TrirlError(f"{source} {pair!r}: {field!r} is not a TRIRL setting; did you "
                                  f"mean {' or '.join(hits)}?")
         grouped.setdefault(section, []).append(f"{field}{sep}{value}")
-    return {section: parse_overrides(tuple(items), _SECTIONS.get(section, TRIRLConfig),
-                                     section or "TRIRL")
-            for section, items in grouped.items()}
+    try:
+        return {section: parse_overrides(tuple(items), _SECTIONS.get(section, TRIRLConfig),
+                                         section or "TRIRL")
+                for section, items in grouped.items()}
+    except TrirlError as exc:
+        if source == "--set":
+            raise
+        raise TrirlError(f"{source}: {exc}") from None
 
 
-def build_config(variant: str = "max_eta", inputs: str = "sa", reward_model: str = "fitted",
-                 settings: Optional[dict[str, dict[str, Any]]] = None) -> TRIRLConfig:
-    """A :class:`TRIRLConfig` from the defaults, a variant, the input kind, the reward
-    model and per-section settings (e.g. from :func:`parse_settings` or a preset)."""
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def read_config_file(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """A ``--config`` TOML file -> (settings as :func:`parse_settings` returns them,
+    environment settings as KEY=VALUE strings).
+
+    Top-level keys are TRIRL settings (``eps``, ``capacity``, ``variant``, ...); tables
+    ``[ppo]``, ``[trust_region]``, ``[disc]``, ``[fit]`` hold their sections and ``[env]``
+    the environment's settings -- the same names ``--set`` and ``--env-set`` take.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise TrirlError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TrirlError(f"{path}: not valid TOML ({exc})") from None
+    pairs, env_pairs = [], []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            pairs.append(f"{key}={_toml_text(value)}")
+            continue
+        if key != "env" and key not in _SECTIONS:
+            raise TrirlError(f"{path}: unknown table [{key}]; use [{'], ['.join(_SECTIONS)}] "
+                             "or [env]")
+        for name, item in value.items():
+            if isinstance(item, dict):
+                raise TrirlError(f"{path}: [{key}] {name} is a table; settings are plain "
+                                 "values (numbers, booleans, strings, lists)")
+            (env_pairs if key == "env" else pairs).append(
+                f"{'' if key == 'env' else key + '.'}{name}={_toml_text(item)}")
+    return parse_settings(tuple(pairs), source=str(path)), tuple(env_pairs)
+
+
+def build_config(settings: Optional[dict[str, dict[str, Any]]] = None) -> TRIRLConfig:
+    """A :class:`TRIRLConfig` from the paper defaults and per-section settings (e.g. from
+    :func:`parse_settings`, a preset or a config file; ``""`` holds TRIRL's own fields,
+    variant, inputs and reward model included)."""
     settings = settings or {}
     base = TRIRLConfig()
     ppo = dataclasses.replace(base.ppo, **settings.get("ppo", {}))
     if settings.get("trust_region"):
         ppo = dataclasses.replace(ppo, trust_region=dataclasses.replace(
             ppo.trust_region or TrustRegionConfig(), **settings["trust_region"]))
-    return TRIRLConfig(variant=variant, inputs=inputs, reward_model=reward_model,
-                       **settings.get("", {}), ppo=ppo,
+    return TRIRLConfig(**settings.get("", {}), ppo=ppo,
                        disc=dataclasses.replace(base.disc, **settings.get("disc", {})),
                        fit=dataclasses.replace(base.fit, **settings.get("fit", {})))
 
 
-def _merge(*settings: dict) -> dict:
+def merge_settings(*settings: dict) -> dict:
+    """Later settings win, field by field."""
     out: dict[str, dict] = {}
     for s in settings:
         for section, values in s.items():
@@ -561,22 +637,36 @@ def load_demos(path, env: envs.Env, config: TRIRLConfig) -> demos_lib.Demos:
     return demos_lib.load(path, env=env, require_actions=config.inputs != "ss")
 
 
-def train(env_name: str, *, demos: Optional[Path] = None, run_dir: Optional[Path] = None,
-          steps: Optional[int] = None, seeds: int = 1, seed: int = 0,
-          variant: str = "max_eta", inputs: str = "sa", reward_model: str = "fitted",
-          settings: Optional[dict[str, dict[str, Any]]] = None,
+def default_env(demos: Optional[Path]) -> str:
+    """The environment a run uses when none is named: the one the demos were recorded
+    on, else Point Maze (whose demos are bundled)."""
+    if demos is None:
+        return "point_maze"
+    return demos_lib.load(demos).metadata["env"]
+
+
+def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
+          run_dir: Optional[Path] = None, steps: Optional[int] = None, seeds: int = 1,
+          seed: int = 0, settings: Optional[dict[str, dict[str, Any]]] = None,
           env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
           show_progress: bool = True) -> Path:
     """Start a TRIRL run; returns its directory. Everything is validated before the
-    directory is created."""
+    directory is created.
+
+    Args:
+      env_name: environment [default: the demos' own, else "point_maze"].
+      demos: demonstration file [default: the env's bundled demos].
+      settings: per-section settings over the env's preset and the paper defaults
+        (see :func:`build_config`); ``settings[""]`` may set variant/inputs/reward_model.
+    """
     from trirl.evaluation import bundled_demos
     from trirl.expert import default_run_dir
     from trirl.runner import write_json_atomic
 
+    env_name = env_name or default_env(demos)
     preset = LEARN_PRESETS.get(env_name, {})
     env = envs.make(env_name, **(env_overrides or {}))
-    config = build_config(variant, inputs, reward_model,
-                          _merge(preset.get("settings", {}), settings or {}))
+    config = build_config(merge_settings(preset.get("settings", {}), settings or {}))
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     if checkpoint_every < 1:
@@ -631,6 +721,7 @@ class Session:
     learner: TRIRL
     expert: ExpertData
     keys: jax.Array
+    reference: Optional[tuple[float, float]]  # (expert, random) mean return of the demos
     _init: Any
     _iterate: Any
 
@@ -638,7 +729,14 @@ class Session:
         return _commit(self._init(self.keys, self.expert))
 
     def iterate(self, state: TRIRLState) -> tuple[TRIRLState, dict, Trace]:
-        return self._iterate(_commit(state), self.expert)
+        state, metrics, trace = self._iterate(_commit(state), self.expert)
+        if self.reference is not None:
+            # (return - random) / (expert - random); NaN (logged as null) for a seed
+            # that finished no episode this iteration.
+            expert_return, random_return = self.reference
+            metrics["normalized_score"] = ((metrics["episode_return"] - random_return)
+                                           / (expert_return - random_return))
+        return state, metrics, trace
 
 
 def open_session(run_dir: Path) -> Session:
@@ -654,13 +752,24 @@ def open_session(run_dir: Path) -> Session:
     demos = load_demos(run_dir / run.config.get("demos", DEMOS_FILE), run.env, config)
     learner, init, iterate = compiled(run.env, config, int(run.config["num_iterations"]))
     keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
+    meta = demos.metadata
+    reference = None
+    if meta.get("expert_return_mean") is not None and meta.get("random_return_mean") is not None:
+        reference = (float(meta["expert_return_mean"]), float(meta["random_return_mean"]))
     return Session(run=run, config=config, learner=learner,
                    expert=_commit(expert_data(demos, run.env.action_size)), keys=_commit(keys),
-                   _init=init, _iterate=iterate)
+                   reference=reference, _init=init, _iterate=iterate)
+
+
+# metrics.jsonl name -> heading of the final summary table
+SUMMARY_COLUMNS = {"episode_return": "return", "normalized_score": "normalized score",
+                   "disc_expert_acc": "D acc expert", "disc_agent_acc": "D acc agent",
+                   "eta": "eta", "eps_tr": "eps_tr", "policy_kl": "policy KL",
+                   "reward_gap": "E_E[r] - E_pi[r]"}
 
 
 def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
-    from trirl.runner import train_loop
+    from trirl.runner import print_summary, train_loop
 
     session = open_session(run_dir)
     cfg = session.run.config
@@ -670,6 +779,9 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
                label=f"trirl {cfg['env']} ({session.config.variant})",
                show_progress=show_progress)
+    if show_progress:
+        print_summary(run_dir, SUMMARY_COLUMNS,
+                      f"trirl {cfg['env']} ({session.config.variant}): last logged values")
 
 
 def checkpoint_like(run) -> Any:

@@ -166,6 +166,39 @@ def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], 
     return state
 
 
+def _last_known(lines: list[dict], name: str) -> tuple[Optional[float], list]:
+    """Latest logged mean and per-seed values of a metric (``None`` where never logged)."""
+    for line in reversed(lines):
+        if line.get(name) is not None:
+            return line[name], line.get(name + "_per_seed") or [line[name]]
+    return None, []
+
+
+def print_summary(run_dir: Path, columns: dict[str, str], title: str) -> None:
+    """Final table of a run: the latest logged value of each metric per seed, the mean
+    over seeds, and the run's budget and wall time. ``columns``: metric -> heading."""
+    from rich.table import Table
+
+    lines = read_metrics(run_dir)
+    if not lines:
+        return
+    values = {name: _last_known(lines, name) for name in columns}
+    seeds = max([len(per) for _, per in values.values()] + [1])
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    last = lines[-1]
+    table = Table(title=title, caption=f"{last['env_steps']:,} env steps per seed, "
+                                       f"{last['wall_s']:.0f} s wall ({run_dir})")
+    table.add_column("seed")
+    for heading in columns.values():
+        table.add_column(heading, justify="right")
+    for i in range(seeds):
+        table.add_row(str(i), *[fmt(per[i] if i < len(per) else None)
+                                for _, per in values.values()])
+    if seeds > 1:
+        table.add_row("mean", *[fmt(mean) for mean, _ in values.values()], style="bold")
+    console.print(table)
+
+
 def load_state(run_dir: Path, like: Any, step: Optional[int] = None) -> tuple[Any, dict]:
     """Latest (or ``step``) checkpointed state of a run, in the structure of ``like``."""
     ckpt = Checkpointer(run_dir / "checkpoints")

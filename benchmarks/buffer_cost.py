@@ -1,0 +1,127 @@
+"""Training-time cost of TRIRL's discriminator buffer vs plain GAIL-style updates.
+
+Same environment, batch, networks, PPO (with the TRPL projection) and discriminator
+training in every configuration; only the reward machinery differs:
+
+* ``gail``: no buffer, no correction, no reward fitting -- the policy is trained on
+  ``beta * D^(i)`` (``variant=no_fit, capacity=0, eps=1``; the retrospective etas are
+  computed over zero stored policies, i.e. not at all);
+* ``k=1``, ``k=25``, ``k=100``: TRIRL's default ``max_eta`` variant with buffer capacity
+  k and R_fit regression. The buffer starts full (``--fill``, default on) -- iterations
+  on an empty or partly filled buffer would skip evaluations (empty slots still cost
+  their evaluation in this implementation, so the figure does not depend on it, but
+  the R_fit regression only runs once the buffer is full).
+
+Each configuration's iteration is compiled first (excluded); then rounds alternate
+through the configurations (so background load hits all alike), timing ``--iterations``
+iterations each, ``block_until_ready`` after every iteration as the training loop does.
+Reported: seconds per million env steps (median over rounds) and the ratio to ``gail``
+per round (median). The paper's own figures (Sec. 5): 1.38x (k=1) to 1.60x (k=100).
+
+    python benchmarks/buffer_cost.py --env point_maze --iterations 10 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from trirl import envs, learn
+from trirl import demos as demos_lib
+from trirl.evaluation import bundled_demos
+
+CONFIGS = {
+    "gail": {"variant": "no_fit", "capacity": 0, "eps": 1.0},
+    "k=1": {"capacity": 1},
+    "k=25": {"capacity": 25},
+    "k=100": {"capacity": 100},
+}
+
+
+def build(env, expert, overrides: dict, fill: bool, seed: int = 0):
+    config = learn.build_config({"": overrides})
+    learner, init, iterate = learn.compiled(env, config, 1000)
+    state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
+    if fill and config.capacity > 0:
+        # A full buffer with R_fit active, as after k iterations.
+        buffer = state.buffer
+        state = state.replace(buffer=buffer.replace(
+            count=jnp.full_like(buffer.count, config.capacity),
+            fit_active=jnp.ones_like(buffer.fit_active)))
+    return config, iterate, state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="point_maze")
+    parser.add_argument("--iterations", type=int, default=10, help="timed iterations per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-fill", dest="fill", action="store_false")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+
+    env = envs.make(args.env)
+    demos = demos_lib.load(bundled_demos(args.env), env=env)
+    expert = learn.expert_data(demos, env.action_size)
+    names = args.configs.split(",")
+    runs = {}
+    for name in names:
+        config, iterate, state = build(env, expert, CONFIGS[name], args.fill)
+        t0 = time.perf_counter()
+        state, metrics, _ = iterate(state, expert)
+        jax.block_until_ready(metrics)
+        runs[name] = {"iterate": iterate, "state": state, "compile_s": time.perf_counter() - t0,
+                      "batch": config.ppo.batch_size, "s_per_m": []}
+        print(f"{name}: compiled in {runs[name]['compile_s']:.1f} s", flush=True)
+
+    ratios = {name: [] for name in names}
+    for r in range(args.rounds):
+        times = {}
+        for name in names:
+            run = runs[name]
+            state = run["state"]
+            t0 = time.perf_counter()
+            for _ in range(args.iterations):
+                state, metrics, _ = run["iterate"](state, expert)
+                jax.block_until_ready(metrics)
+            times[name] = time.perf_counter() - t0
+            run["state"] = state
+            run["s_per_m"].append(times[name] / (args.iterations * run["batch"]) * 1e6)
+        for name in names:
+            if "gail" in times:
+                ratios[name].append(times[name] / times["gail"])
+        print(f"round {r + 1}: " + ", ".join(
+            f"{n} {runs[n]['s_per_m'][-1]:.0f} s/M" for n in names), flush=True)
+
+    rows = []
+    for name in names:
+        row = {"config": name, "settings": CONFIGS[name],
+               "s_per_million_steps_median": statistics.median(runs[name]["s_per_m"]),
+               "s_per_million_steps": runs[name]["s_per_m"],
+               "ratio_vs_gail_median": statistics.median(ratios[name]) if ratios[name] else None,
+               "ratio_vs_gail": ratios[name], "compile_s": runs[name]["compile_s"]}
+        rows.append(row)
+        ratio = row["ratio_vs_gail_median"]
+        print(f"{name:>6}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
+              + (f", {ratio:.3f}x gail" if ratio is not None else ""))
+    meta = {"env": args.env, "iterations": args.iterations, "rounds": args.rounds,
+            "fill": args.fill, "batch": runs[names[0]]["batch"],
+            "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
+            "machine": platform.machine(), "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
