@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from trirl.errors import TrirlError
+from trirl.errors import Interrupted, TrirlError
 
 
 def _friendly(fn):
@@ -22,6 +22,9 @@ def _friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except Interrupted as exc:
+            click.echo(f"trirl: {exc}", err=True)
+            sys.exit(130)
         except TrirlError as exc:
             click.echo(f"trirl: error: {exc}", err=True)
             sys.exit(2)

@@ -185,3 +185,18 @@ def test_plot_writes_a_png(run_dir, tmp_path):
     assert result.exit_code == 0, (result.output, result.exception)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_one_line_error(invoke(["plot", run_dir, "--metric", "nope"]), "'nope'", "loss")
+
+
+def test_interrupt_exits_130_without_error_prefix(capsys):
+    from trirl.cli.main import _friendly
+    from trirl.errors import Interrupted
+
+    @_friendly
+    def stopped():
+        raise Interrupted("interrupted at iteration 3; checkpoint saved, continue with --resume r")
+
+    with pytest.raises(SystemExit) as exc:
+        stopped()
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == ("trirl: interrupted at iteration 3; checkpoint saved, "
+                                       "continue with --resume r\n")

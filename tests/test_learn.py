@@ -383,3 +383,16 @@ def test_bad_config_exits_2_naming_the_file(files, case):
     if case != "bad_beta":
         assert str(path) in lines[0]
     assert not run_dir.exists()
+
+
+def test_readme_config_example_is_valid(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    path = tmp_path / "readme.toml"
+    path.write_text(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
+    settings, env_settings = learn.read_config_file(path)
+    config = learn.build_config(settings)
+    assert config.variant == "max_eta" and config.capacity == 100
+    assert env_settings == ("episode_length=100",)

@@ -574,6 +574,33 @@ def test_train_loop_stops_on_divergence_and_keeps_last_good_checkpoint(tmp_path,
     assert [ln["iteration"] for ln in read_metrics(tmp_path)] == [1, 2]
 
 
+def test_ctrl_c_saves_the_last_completed_iteration_and_resume_finishes(tmp_path):
+    """Ctrl-C in iteration 4 (checkpoints every 10): iteration 3 is saved, the run stops
+    with Interrupted (exit 130 in the CLI, not an input error), and the resume ends
+    where an uninterrupted run ends."""
+    from trirl.errors import Interrupted
+
+    step = jax.jit(lambda s: ({"w": s["w"] + 1.0}, {"loss": s["w"][0], "finite": True}))
+    calls = []
+
+    def interrupted_once(state):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return step(state)
+
+    run = dict(init=lambda: {"w": jnp.zeros(3)}, num_iterations=5, steps_per_iteration=1,
+               checkpoint_every=10, label="toy", show_progress=False)
+    with pytest.raises(Interrupted, match="interrupted at iteration 3; checkpoint saved"):
+        train_loop(tmp_path, iterate=interrupted_once, resume=False, **run)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 3
+    ckpt.close()
+    final = train_loop(tmp_path, iterate=step, resume=True, **run)
+    np.testing.assert_array_equal(np.asarray(final["w"]), [5.0, 5.0, 5.0])
+    assert [ln["iteration"] for ln in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
+
+
 def test_resume_without_checkpoint_fails_before_building_the_state(tmp_path):
     def init():
         raise AssertionError("init must not run")

@@ -8,3 +8,8 @@ fix it. The CLI prints that line and exits with status 2 -- no traceback.
 
 class TrirlError(Exception):
     """A user-facing error whose message is one line: what, where, and the fix."""
+
+
+class Interrupted(TrirlError):
+    """The user stopped a run (Ctrl-C) after its state was saved; not a failure of input.
+    The CLI prints the message without "error" and exits with status 130 (SIGINT)."""

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trirl.checkpoint import Checkpointer
-from trirl.errors import TrirlError
+from trirl.errors import Interrupted, TrirlError
 
 console = Console(stderr=True)
 
@@ -160,7 +160,7 @@ def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], 
             ckpt.save(iteration, state, {"iteration": iteration,
                                          "env_steps": iteration * steps_per_iteration})
         ckpt.close()
-        raise TrirlError(f"interrupted at iteration {iteration}; checkpoint saved, continue "
+        raise Interrupted(f"interrupted at iteration {iteration}; checkpoint saved, continue "
                          f"with --resume {run_dir}") from None
     ckpt.close()
     return state
