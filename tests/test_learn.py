@@ -301,6 +301,29 @@ def test_cli_run_evaluates_plots_and_resumes_bit_exactly(cli_run, traced):
     jax.tree.map(np.testing.assert_array_equal, load_policy(open_run(cli_run)), policy)
 
 
+@pytest.mark.parametrize("variant,k", [("tr_loss", K), ("retrospective_eta", K),
+                                       ("no_fit", 0)])
+def test_other_variants_train_and_log_their_eta(files, variant, k):
+    """Each variant runs end to end (k = 0 included) with finite metrics; tr_loss's eta
+    is eta_init decayed linearly to 0 over the run (the authors' schedule)."""
+    run_dir = files["root"] / f"variant-{variant}"
+    result = _cli(*_learn_args(files["demos"], run_dir, "--variant", variant, "--k", k))
+    assert result.exit_code == 0, result.output
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["trirl"]["variant"] == variant and config["trirl"]["capacity"] == k
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
+    for i, line in enumerate(lines):
+        assert line["finite"] == 1.0 and np.isfinite(line["reward_mean"])
+        assert line["buffer_size"] == min(i + 1, k)
+        if variant == "tr_loss":
+            eta = 80.0 * (1.0 - i / 4)
+            assert line["eta"] == pytest.approx(eta) and line["eps_tr"] == pytest.approx(
+                0.6 / (1.0 + eta))
+        else:
+            assert line["eta"] > 0.1  # the tiny trust region is active
+
+
 @pytest.mark.parametrize("case", ["bad_file", "obs_only_sa", "wrong_env", "features_reward",
                                   "bad_setting"])
 def test_bad_input_exits_2_with_one_line(files, case):

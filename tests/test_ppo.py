@@ -60,29 +60,23 @@ def index(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
 
 
-def assert_trees_equal(a, b):
-    """Same structure and bitwise-equal leaves (NaN == NaN)."""
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6, exact=False):
+    """Same structure, dtypes and shapes; floating leaves close (bitwise equal with
+    ``exact``, NaN == NaN), all other leaves (keys, counters, flags) equal."""
     la, ta = jax.tree.flatten(a)
     lb, tb = jax.tree.flatten(b)
     assert ta == tb
     for x, y in zip(la, lb):
         x, y = np.asarray(x), np.asarray(y)
         assert x.dtype == y.dtype and x.shape == y.shape
-        np.testing.assert_array_equal(x, y)
-
-
-def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
-    """Floating leaves close, all other leaves (keys, counters, flags) equal."""
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb):
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape
-        if np.issubdtype(x.dtype, np.floating):
+        if np.issubdtype(x.dtype, np.floating) and not exact:
             np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
         else:
             np.testing.assert_array_equal(x, y)
+
+
+def assert_trees_equal(a, b):
+    assert_trees_close(a, b, exact=True)
 
 
 def np_mlp(params, x):

@@ -284,7 +284,9 @@ class TRIRL:
         x = self.disc_x(params.disc_stats, obs, action, next_obs, absorbing)
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
-        etas = None if params.etas is None else params.etas.reshape(params.etas.shape[0], -1)
+        # Explicit sizes, not -1: with k = 0 the etas are empty and -1 is ambiguous.
+        etas = None if params.etas is None else params.etas.reshape(params.etas.shape[0],
+                                                                     x.shape[0])
         r = rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
                                    disc.logits(self.disc_cfg, params.disc_params, x), etas)
         return (r / self.beta).reshape(shape)
@@ -450,7 +452,7 @@ class TRIRL:
             pair = ((ppo_before.actor, ppo_before.obs_stats), (ppo_state.actor, ppo_state.obs_stats))
             policies = jax.tree.map(lambda stack, p: stack.at[buffer.head].set(p), policies, pair)
         x_fit = x
-        etas_fit = None if etas is None else etas.reshape(etas.shape[0], -1)
+        etas_fit = None if etas is None else etas.reshape(etas.shape[0], x.shape[0])
         if self.num_fit_absorbing:
             n = self.num_fit_absorbing
             x_fit = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), (n, self.input_dim))])
