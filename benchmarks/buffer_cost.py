@@ -19,6 +19,7 @@ Reported: seconds per million env steps (median over rounds) and the ratio to ``
 per round (median). The paper's own figures (Sec. 5): 1.38x (k=1) to 1.60x (k=100).
 
     python benchmarks/buffer_cost.py --env point_maze --iterations 10 --rounds 3
+    python benchmarks/buffer_cost.py --set fit.num_steps=25   # cheaper R_fit
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ CONFIGS = {
 }
 
 
-def build(env, expert, overrides: dict, fill: bool, seed: int = 0):
-    config = learn.build_config({"": overrides})
+def build(env, expert, overrides: dict, fill: bool, settings: dict, seed: int = 0):
+    config = learn.build_config(learn.merge_settings(settings, {"": overrides}))
     learner, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
     if fill and config.capacity > 0:
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fill", dest="fill", action="store_false")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="KEY=VALUE", help="TRIRL setting for every config, as in "
+                        "`trirl learn --set` (e.g. fit.num_steps=25)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
 
@@ -75,7 +79,8 @@ def main() -> None:
     names = args.configs.split(",")
     runs = {}
     for name in names:
-        config, iterate, state = build(env, expert, CONFIGS[name], args.fill)
+        config, iterate, state = build(env, expert, CONFIGS[name], args.fill,
+                                       learn.parse_settings(tuple(args.settings)))
         t0 = time.perf_counter()
         state, metrics, _ = iterate(state, expert)
         jax.block_until_ready(metrics)
@@ -114,7 +119,7 @@ def main() -> None:
         print(f"{name:>6}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
               + (f", {ratio:.3f}x gail" if ratio is not None else ""))
     meta = {"env": args.env, "iterations": args.iterations, "rounds": args.rounds,
-            "fill": args.fill, "batch": runs[names[0]]["batch"],
+            "fill": args.fill, "settings": args.settings, "batch": runs[names[0]]["batch"],
             "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
             "machine": platform.machine(), "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
