@@ -22,6 +22,8 @@ from trirl import envs, learn
 from trirl.cli.main import main
 from trirl.expert import load_policy, open_run
 
+from numpy_reference import np_mlp, np_scalar
+
 STEPS = 64  # 4 iterations of 4 envs x 4 steps
 K = 2
 GOAL = (0.15, 0.0)
@@ -73,22 +75,6 @@ def _synthetic_demos(env, episodes=3, speed=0.01, seed=0):
 
 
 # ----------------------------------------------------------------------------- NumPy
-
-
-def np_mlp(layers, x):
-    """Float64 forward pass of ``trirl.networks.MLP`` (tanh hidden layers)."""
-    names = sorted(layers, key=lambda name: int(name.split("_")[1]))
-    h = np.asarray(x, np.float64)
-    for i, name in enumerate(names):
-        h = h @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
-            layers[name]["bias"], np.float64)
-        if i < len(names) - 1:
-            h = np.tanh(h)
-    return h
-
-
-def np_scalar(params, x):
-    return np_mlp(params["params"]["MLP_0"], x)[..., 0]
 
 
 def np_normalize(mean, var, x):

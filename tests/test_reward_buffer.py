@@ -15,6 +15,8 @@ import pytest
 from trirl import discriminator as D
 from trirl import reward_buffer as RB
 
+from numpy_reference import np_scalar
+
 K = 3
 DIM = 4
 N = 64
@@ -26,19 +28,6 @@ FIT = RB.RewardFitConfig(hidden=(16,), learning_rate=1e-2, num_steps=300, miniba
 
 
 # ----------------------------------------------------------------------------- reference
-
-
-def np_mlp(params, x):
-    """Float64 forward pass of ``trirl.networks.ScalarMLP`` (tanh) from flax params."""
-    layers = params["params"]["MLP_0"]
-    names = sorted(layers, key=lambda name: int(name.split("_")[1]))
-    h = np.asarray(x, np.float64)
-    for i, name in enumerate(names):
-        h = h @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(
-            layers[name]["bias"], np.float64)
-        if i < len(names) - 1:
-            h = np.tanh(h)
-    return h[..., 0]
 
 
 def np_recursion(base, logits, etas, beta=BETA, eps=EPS):
@@ -67,9 +56,9 @@ class Reference:
         return self.history[max(len(self.history) - self.k, 0):]
 
     def corrected(self, x, etas_by_slot=None):
-        base = np.zeros(len(x)) if self.fit is None else np_mlp(self.fit, x)
+        base = np.zeros(len(x)) if self.fit is None else np_scalar(self.fit, x)
         members = self.window()
-        logits = [np_mlp(p, x) for p, _, _ in members]
+        logits = [np_scalar(p, x) for p, _, _ in members]
         if etas_by_slot is None:
             etas = [eta for _, eta, _ in members]
         else:  # the i-th push (from 0) lands in slot i mod k
@@ -147,8 +136,8 @@ def test_corrected_reward_matches_numpy_algorithm2(fns, data, n_pushed):
 
     # Line 24: the newest, not yet pushed discriminator enters with the raw step eps.
     new = data["discs"][7]
-    new_logits = np_mlp(new, x).astype(np.float32)
-    expected = (1 - EPS) * ref.corrected(x) + EPS * BETA * np_mlp(new, x)
+    new_logits = np_scalar(new, x).astype(np.float32)
+    expected = (1 - EPS) * ref.corrected(x) + EPS * BETA * np_scalar(new, x)
     np.testing.assert_allclose(fns["intermediate"](buffer, x, BETA, EPS, new_logits),
                                expected, rtol=2e-5, atol=2e-5)
 
@@ -162,7 +151,7 @@ def test_reference_is_sensitive_to_order_and_etas(data):
     """Guard against a vacuous comparison: reversing members or dropping etas changes
     the numbers by far more than the tolerance used above."""
     x = data["x"]
-    logits = [np_mlp(p, x) for p in data["discs"][:K]]
+    logits = [np_scalar(p, x) for p in data["discs"][:K]]
     etas = data["etas"][:K]
     r = np_recursion(np.zeros(N), logits, etas)
     assert np.max(np.abs(r - np_recursion(np.zeros(N), logits[::-1], etas[::-1]))) > 1e-2
@@ -192,13 +181,13 @@ def test_fit_targets_keep_the_recursion_consistent(fns, data, k):
     assert bool(RB.will_evict(buffer))
     x = data["x"]
     new, new_eta = data["discs"][7], data["etas"][7]
-    targets = np.asarray(fns["fit_targets"](buffer, x, BETA, EPS, np_mlp(new, x).astype(np.float32),
+    targets = np.asarray(fns["fit_targets"](buffer, x, BETA, EPS, np_scalar(new, x).astype(np.float32),
                                             new_eta), np.float64)
 
     window = ref.window() + [(new, new_eta, None)]
-    logits = [np_mlp(p, x) for p, _, _ in window]
+    logits = [np_scalar(p, x) for p, _, _ in window]
     etas = [eta for _, eta, _ in window]
-    untruncated = np_recursion(np_mlp(ref.fit, x), logits, etas)
+    untruncated = np_recursion(np_scalar(ref.fit, x), logits, etas)
     truncated = np_recursion(targets, logits[1:], etas[1:])
     np.testing.assert_allclose(truncated, untruncated, rtol=2e-5, atol=2e-5)
 
@@ -225,7 +214,7 @@ def test_ablations_fall_out_of_config(fns, data):
     np.testing.assert_array_equal(fns["corrected"](buffer, x, BETA, EPS), np.zeros(N))
     buffer = fns["push"](buffer, data["discs"][0], data["etas"][0], data["fits"][0])
     np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS),
-                               np_mlp(data["fits"][0], x), rtol=2e-5, atol=2e-5)
+                               np_scalar(data["fits"][0], x), rtol=2e-5, atol=2e-5)
 
 
 # ----------------------------------------------------------------------------- R_fit
@@ -245,7 +234,7 @@ def test_push_and_fit_tracks_the_untruncated_recursion(fns, data):
                                                   jax.random.PRNGKey(i))
         assert np.isnan(metrics["fit_mse"]) == (i < K)  # no fit while filling
         dropped = fns["push"](dropped, disc, eta, data["fits"][0])
-    full = np_recursion(np.zeros(N), [np_mlp(p, x) for p in data["discs"]], data["etas"])
+    full = np_recursion(np.zeros(N), [np_scalar(p, x) for p in data["discs"]], data["etas"])
     err_fit = np.mean(np.abs(np.asarray(fns["corrected"](fitted, x, BETA, EPS)) - full))
     err_drop = np.mean(np.abs(np.asarray(fns["corrected"](dropped, x, BETA, EPS)) - full))
     assert err_fit < 0.2 * err_drop, (err_fit, err_drop)
@@ -256,9 +245,9 @@ def test_fit_reward_reduces_mse_on_known_target():
     x = rng.normal(size=(512, 2)).astype(np.float32)
     y = (np.sin(2.0 * x[:, 0]) + 0.5 * x[:, 1] ** 2).astype(np.float32)
     params = RB.fit_init(FIT, jax.random.PRNGKey(0), 2)
-    before = np.mean((np_mlp(params, x) - y) ** 2)
+    before = np.mean((np_scalar(params, x) - y) ** 2)
     params, _, metrics = RB.fit_reward(FIT, params, RB.fit_init_opt_state(FIT, params), x, y,
                                        jax.random.PRNGKey(1))
-    after = np.mean((np_mlp(params, x) - y) ** 2)
+    after = np.mean((np_scalar(params, x) - y) ** 2)
     assert after < 0.2 * before, (before, after)
     assert np.isfinite(float(metrics["fit_mse"]))

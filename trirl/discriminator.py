@@ -242,12 +242,16 @@ def loss(cfg: DiscriminatorConfig, params: Params, expert_x: jax.Array, agent_x:
 
 @functools.partial(jax.jit, static_argnums=0)
 def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
-          expert_x: jax.Array, agent_x: jax.Array, key: jax.Array
+          expert_x: jax.Array, agent_x: jax.Array, key: jax.Array,
+          expert_count: Optional[jax.Array] = None, agent_count: Optional[jax.Array] = None
           ) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
     """``cfg.num_steps`` Adam steps on minibatches drawn with replacement.
 
     Each step draws ``cfg.minibatch_size`` random rows from each of ``expert_x`` (N_E, D)
-    and ``agent_x`` (N_A, D); the sets may differ in size.
+    and ``agent_x`` (N_A, D); the sets may differ in size. ``expert_count`` /
+    ``agent_count`` (traced ints, default all rows) restrict the draws to the first rows:
+    a learner whose number of valid rows changes between calls (e.g. one absorbing
+    sample per terminal transition) keeps fixed array shapes that way.
 
     Returns:
       (params, opt_state, metrics) with metrics = ``loss`` and the aux of ``loss``,
@@ -255,12 +259,14 @@ def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
     """
     tx = optimizer(cfg)
     mb = cfg.minibatch_size
+    n_e = expert_x.shape[0] if expert_count is None else expert_count
+    n_a = agent_x.shape[0] if agent_count is None else agent_count
 
     def step(carry, step_key):
         params, opt_state = carry
         k_e, k_a, k_gp = jax.random.split(step_key, 3)
-        xe = expert_x[jax.random.randint(k_e, (mb,), 0, expert_x.shape[0])]
-        xa = agent_x[jax.random.randint(k_a, (mb,), 0, agent_x.shape[0])]
+        xe = expert_x[jax.random.randint(k_e, (mb,), 0, n_e)]
+        xa = agent_x[jax.random.randint(k_a, (mb,), 0, n_a)]
         (value, aux), grads = jax.value_and_grad(loss, argnums=1, has_aux=True)(
             cfg, params, xe, xa, k_gp)
         updates, opt_state = tx.update(grads, opt_state, params)

@@ -358,29 +358,11 @@ class TRIRL:
     # -- discriminator training -------------------------------------------------------
 
     def train_discriminator(self, params, opt_state, expert_pool, agent_pool, key):
-        """``disc.num_steps`` Adam steps of ``disc.loss`` on balanced minibatches.
-
-        Like ``discriminator.train`` but drawing rows uniformly from the first ``count``
-        rows of each ``(pool, count)``: the number of absorbing samples (one per terminal
-        transition) changes from rollout to rollout, the array shapes cannot.
-        """
-        cfg = self.disc_cfg
-        tx = disc.optimizer(cfg)
+        """``discriminator.train`` on ``(pool, count)`` pairs: rows are drawn from the
+        first ``count`` rows of each pool (the number of absorbing samples, one per
+        terminal transition, changes from rollout to rollout; the array shapes cannot)."""
         (x_e, n_e), (x_a, n_a) = expert_pool, agent_pool
-
-        def step(carry, step_key):
-            params, opt_state = carry
-            k_e, k_a, k_gp = jax.random.split(step_key, 3)
-            xe = x_e[jax.random.randint(k_e, (cfg.minibatch_size,), 0, n_e)]
-            xa = x_a[jax.random.randint(k_a, (cfg.minibatch_size,), 0, n_a)]
-            (value, aux), grads = jax.value_and_grad(disc.loss, argnums=1, has_aux=True)(
-                cfg, params, xe, xa, k_gp)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {"loss": value, **aux}
-
-        (params, opt_state), metrics = jax.lax.scan(
-            step, (params, opt_state), jax.random.split(key, cfg.num_steps))
-        return params, opt_state, jax.tree.map(jnp.mean, metrics)
+        return disc.train(self.disc_cfg, params, opt_state, x_e, x_a, key, n_e, n_a)
 
     # -- state ------------------------------------------------------------------------
 
@@ -705,14 +687,6 @@ def resume(run_dir: Path, show_progress: bool = True) -> Path:
     return Path(run_dir)
 
 
-def _commit(tree):
-    """Place every array on the default device explicitly. Restored checkpoints hold
-    committed arrays and fresh ``init`` outputs uncommitted ones; jit compiles once per
-    such placement, so without this a resumed run would compile the iteration twice more.
-    """
-    return jax.device_put(tree, jax.devices()[0])
-
-
 @dataclasses.dataclass(frozen=True)
 class Session:
     """An existing TRIRL run, ready to train: its seed-stacked ``init()`` and
@@ -728,10 +702,10 @@ class Session:
     _iterate: Any
 
     def init(self) -> TRIRLState:
-        return _commit(self._init(self.keys, self.expert))
+        return self._init(self.keys, self.expert)
 
     def iterate(self, state: TRIRLState) -> tuple[TRIRLState, dict, Trace]:
-        state, metrics, trace = self._iterate(_commit(state), self.expert)
+        state, metrics, trace = self._iterate(state, self.expert)
         if self.reference is not None:
             # (return - random) / (expert - random); NaN (logged as null) for a seed
             # that finished no episode this iteration.
@@ -759,7 +733,7 @@ def open_session(run_dir: Path) -> Session:
     if meta.get("expert_return_mean") is not None and meta.get("random_return_mean") is not None:
         reference = (float(meta["expert_return_mean"]), float(meta["random_return_mean"]))
     return Session(run=run, config=config, learner=learner,
-                   expert=_commit(expert_data(demos, run.env.action_size)), keys=_commit(keys),
+                   expert=expert_data(demos, run.env.action_size), keys=keys,
                    reference=reference, _init=init, _iterate=iterate)
 
 
