@@ -170,7 +170,10 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (one concept per module)."""
     import importlib
 
-    for module, name in (("trirl.cli.learn_cmd", "learn"),):
+    commands = [("trirl.cli.learn_cmd", "learn")] + [
+        ("trirl.cli.reward_cmd", name)
+        for name in ("export", "inspect", "retrain", "transfer")]
+    for module, name in commands:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -66,6 +66,9 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
     own = run.run_dir / run.config["demos"] if run.config.get("demos") else None
     path = demos_path or (own if own is not None and own.is_file() else None) \
         or bundled_demos(run.env.name)
+    if demos_path is None and run.config.get("reference"):
+        # A retrain/transfer run stores the reference it was started with.
+        reference, path = dict(run.config["reference"]), None
     if path is not None:
         meta = demos_lib.load(path).metadata
         if meta["env"] != run.env.name:

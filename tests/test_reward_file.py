@@ -1,0 +1,283 @@
+"""Tests for `.reward` files: `trirl export`, `trirl inspect`, `trirl.rewards`, `trirl
+retrain` and `trirl transfer`.
+
+One tiny TRIRL run (the settings of test_learn.py, so the compiled learner is shared
+in one pytest process: 4 iterations, k = 2, R_fit active) is exported. References:
+the learner's own ``corrected_reward / beta`` (what `composite` must reproduce) and an
+independent float64 NumPy recursion over the buffer's networks (Alg. 2 lines 19-23).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from trirl import export, retrain, rewards
+from trirl import reward_buffer as rb
+from trirl.rewards import _file
+
+from numpy_reference import np_scalar
+from test_learn import REFERENCE, _cli, _learn_args, _synthetic_demos
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from trirl import demos as demos_lib
+    from trirl import envs
+
+    root = tmp_path_factory.mktemp("reward")
+    demos_lib.save(root / "demos.npz", _synthetic_demos(envs.make("point_maze")))
+    result = _cli(*_learn_args(root / "demos.npz", root / "run"))
+    assert result.exit_code == 0, result.output
+    result = _cli("export", root / "run", "-o", root / "composite.reward")
+    assert result.exit_code == 0, result.output
+    return {"root": root, "run": root / "run", "file": root / "composite.reward",
+            "rr": export.load_run_reward(root / "run")}
+
+
+def _inputs(reward, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-0.4, 0.4, (n, reward.observation_size)).astype(np.float32)
+    act = rng.uniform(-1.0, 1.0, (n, reward.action_size)).astype(np.float32)
+    return obs, act
+
+
+def _learner_x(rr, obs, act, absorbing=None):
+    absorbing = np.zeros(len(obs), bool) if absorbing is None else absorbing
+    return rr.session.learner.disc_x(rr.disc_stats, obs, act, obs, absorbing)
+
+
+def _np64_composite(rr, x):
+    """Float64 Alg. 2 recursion over the buffer's members, oldest first, from R_fit."""
+    buf, cfg = rr.buffer, rr.session.config
+    x = np.asarray(x, np.float64)
+    r = np_scalar(jax.tree.map(np.asarray, buf.fit_params), x) if bool(buf.fit_active) \
+        else np.zeros(len(x))
+    count, head, k = int(buf.count), int(buf.head), cfg.capacity
+    for j in range(count):
+        slot = (head - count + j) % k
+        member = jax.tree.map(lambda p: np.asarray(p)[slot], buf.disc_params)
+        step = cfg.eps / (1.0 + max(float(buf.etas[slot]), 0.0))
+        r = (1 - step) * r + step * cfg.beta * np_scalar(member, x)
+    return r / cfg.beta
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def test_composite_reproduces_the_learner_reward(run):
+    reward, rr = rewards.load(run["file"]), run["rr"]
+    assert reward.form == "composite" and reward.header["composite"]["members"] == 2
+    assert reward.header["composite"]["base"] == "fit"  # 4 iterations, k = 2: R_fit is on
+    obs, act = _inputs(reward)
+    got = reward(obs, act)
+    learner = np.asarray(rr.corrected(_learner_x(rr, obs, act)))
+    np.testing.assert_allclose(got, learner, **TOL)
+    np.testing.assert_allclose(got, _np64_composite(rr, _learner_x(rr, obs, act)), **TOL)
+    # Batch shape is kept; a single transition works.
+    assert reward(obs.reshape(8, 8, -1), act.reshape(8, 8, -1)).shape == (8, 8)
+    np.testing.assert_allclose(reward(obs[0], act[0]), got[0], **TOL)
+    # r(s_a): the header's value (the learner's), the reader's, and the recursion's.
+    x_abs = rr.session.learner._absorbing_x()[None]
+    assert reward.absorbing_reward == pytest.approx(reward.header["absorbing_reward"], abs=1e-6)
+    assert reward.absorbing_reward == pytest.approx(float(_np64_composite(rr, x_abs)[0]),
+                                                    abs=1e-5)
+
+
+def test_jax_matches_numpy(run):
+    reward = rewards.load(run["file"])
+    obs, act = _inputs(reward, seed=1)
+    fn = jax.jit(reward.as_jax())
+    np.testing.assert_allclose(np.asarray(fn(obs, act)), reward(obs, act), **TOL)
+    params = reward.jax_params()
+    assert float(jax.jit(reward.jax_absorbing_reward)(params)) == pytest.approx(
+        reward.absorbing_reward, abs=1e-6)
+
+
+def test_missing_inputs_and_wrong_widths_are_clear(run):
+    reward = rewards.load(run["file"])
+    obs, act = _inputs(reward)
+    with pytest.raises(ValueError, match="pass action="):
+        reward(obs)
+    with pytest.raises(ValueError, match="expects 4 values per row"):
+        reward(obs[:, :3], act)
+    with pytest.raises(ValueError, match="batch shape"):
+        reward(obs, act[:5])
+
+
+def test_reader_imports_without_jax_or_mujoco(run):
+    code = ("import sys, numpy as np; from trirl import rewards; "
+            f"r = rewards.load({str(run['file'])!r}); "
+            "v = r(np.zeros((3, 4), np.float32), np.zeros((3, 2), np.float32)); "
+            "assert v.shape == (3,); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'mujoco', "
+            "'flax', 'optax')]; assert not bad, bad; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_fitted_form_is_one_network_with_its_fit_error(run):
+    path = run["root"] / "fitted.reward"
+    result = _cli("export", run["run"], "-o", path, "--form", "fitted", "--fit-steps", 20)
+    assert result.exit_code == 0, result.output
+    reward = rewards.load(path)
+    assert reward.form == "fitted"
+    errors = reward.header["fit_error"]["held_out"]
+    assert set(errors) == {"expert", "agent", "fresh_policy", "absorbing"}
+    assert all(np.isfinite(e["rmse"]) and e["rows"] > 0 for e in errors.values())
+    # Independent evaluation of the stored network on the learner's inputs.
+    rr = run["rr"]
+    obs, act = _inputs(reward)
+    layers = {f"Dense_{i}": {"kernel": reward.tensors[f"fit/layer{i}/kernel"],
+                             "bias": reward.tensors[f"fit/layer{i}/bias"]} for i in range(2)}
+    want = np_scalar({"params": {"MLP_0": layers}}, np.asarray(_learner_x(rr, obs, act)))
+    np.testing.assert_allclose(reward(obs, act), want, **TOL)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def test_inspect_prints_the_header(run):
+    result = _cli("inspect", run["file"], "--json")
+    assert result.exit_code == 0, result.output
+    header = json.loads(result.output)
+    assert header["format_version"] == rewards.FORMAT_VERSION
+    assert header["env"]["observation_names"] == ["particle_x", "particle_y", "goal_x", "goal_y"]
+    prov = header["provenance"]
+    assert (prov["variant"], prov["k"], prov["eps"], prov["iterations"]) == ("max_eta", 2, 0.6, 4)
+    assert prov["expert_return_mean"] == REFERENCE["expert_return_mean"]
+    assert len(prov["demos_sha256"]) == 64
+    result = _cli("inspect", run["file"])
+    assert result.exit_code == 0 and "checksum OK" in result.output
+
+
+def test_write_read_round_trip(run, tmp_path):
+    header, tensors = _file.read(run["file"])
+    path = _file.write(tmp_path / "copy.reward", header, tensors)
+    header2, tensors2 = _file.read(path)
+    assert header2 == header
+    assert sorted(tensors2) == sorted(tensors)
+    for name in tensors:
+        np.testing.assert_array_equal(tensors2[name], tensors[name])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def _rewrite(src, dst, edit_header=None, drop=None):
+    """A copy of ``src`` with its header or tensors changed; the checksum is recomputed
+    so that only the intended defect remains."""
+    header, tensors = _file.read(src)
+    if drop:
+        tensors = {k: v for k, v in tensors.items() if k != drop}
+    header = {**header, "tensors_sha256": _file.tensors_sha256(tensors)}
+    if edit_header:
+        edit_header(header)
+    save_file(tensors, str(dst), metadata={_file.METADATA_KEY: json.dumps(header)})
+    return dst
+
+
+CORRUPTIONS = {
+    "future_version": ("format_version", lambda src, dst: _rewrite(
+        src, dst, lambda h: h.update(format_version=99))),
+    "checksum": ("checksum mismatch", lambda src, dst: dst.write_bytes(
+        (lambda b: b[:-5] + bytes([b[-5] ^ 0xFF]) + b[-4:])(src.read_bytes()))),
+    "truncated": ("not a readable .reward file", lambda src, dst: dst.write_bytes(
+        src.read_bytes()[:-100])),
+    "missing_tensor": ("'members/layer1/kernel' is missing", lambda src, dst: _rewrite(
+        src, dst, drop="members/layer1/kernel")),
+    "missing_field": ("'beta' is missing", lambda src, dst: _rewrite(
+        src, dst, lambda h: h.pop("beta"))),
+    "not_safetensors": ("not a readable .reward file", lambda src, dst: dst.write_text(
+        "hello\n")),
+    "no_header": ("without a trirl reward header", lambda src, dst: save_file(
+        {"x": np.zeros(2, np.float32)}, str(dst))),
+    "absent": ("no such reward file", lambda src, dst: None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_bad_files_give_one_clear_line(run, tmp_path, case):
+    expect, make = CORRUPTIONS[case]
+    bad = tmp_path / f"{case}.reward"
+    make(run["file"], bad)
+    with pytest.raises(rewards.RewardFileError, match=expect) as info:
+        rewards.load(bad)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    result = _cli("inspect", bad)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trirl: error: ") and expect in lines[0]
+
+
+def test_observation_layout_mismatch_is_refused(run, tmp_path):
+    from trirl import envs
+
+    bad = _rewrite(run["file"], tmp_path / "renamed.reward", lambda h: h["env"].update(
+        observation_names=["a", "b", "c", "d"]))
+    reward = rewards.load(bad)
+    with pytest.raises(rewards.RewardFileError, match="observation layout differs"):
+        retrain.check_compatible(reward, envs.make("point_maze_flipped"))
+    with pytest.raises(rewards.RewardFileError, match="reads 4 observation values"):
+        reward.check_observations(5)
+    result = _cli("transfer", "--reward", bad, "--env", "point_maze_flipped", "--run-dir",
+                  tmp_path / "never")
+    assert result.exit_code == 2 and "observation layout differs" in result.output
+    assert not (tmp_path / "never").exists()
+
+
+# ----------------------------------------------------------------------------- re-optimise
+
+
+def test_retrain_trains_fresh_policies_on_the_frozen_reward(run, tmp_path):
+    out = tmp_path / "retrain"
+    result = _cli("retrain", "--reward", run["file"], "--steps", 32, "--seeds", 2, "--run-dir",
+                  out, "--checkpoint-every", 1)
+    assert result.exit_code == 0, result.output
+    assert "normalized score" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "retrain" and config["seed"] == 0 + retrain.SEED_OFFSET
+    assert config["env_overrides"] == {"episode_length": 6, "goal_radius": 0.3}
+    assert config["ppo"]["num_envs"] == 4 and config["ppo"]["hidden"] == [8]
+    assert config["reference"]["expert_return_mean"] == REFERENCE["expert_return_mean"]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert len(evaluation["per_seed"]) == 2
+    for seed in evaluation["per_seed"]:
+        want = ((seed["return_mean"] - REFERENCE["random_return_mean"])
+                / (REFERENCE["expert_return_mean"] - REFERENCE["random_return_mean"]))
+        assert seed["normalized_score"] == pytest.approx(want)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2]
+    # PPO optimised the file's reward: its reward function equals the NumPy reader.
+    reward = rewards.load(out / retrain.REWARD_FILE)
+    obs, act = _inputs(reward, seed=2)
+    fn = retrain.learned_reward(reward).fn
+    np.testing.assert_allclose(np.asarray(fn(reward.jax_params(), obs, act, obs,
+                                             np.zeros(len(obs), bool))), reward(obs, act), **TOL)
+
+
+def test_transfer_needs_an_env_and_uses_its_reference(run, tmp_path):
+    result = _cli("transfer", "--reward", run["file"], "--run-dir", tmp_path / "never")
+    assert result.exit_code == 2 and "needs --env" in result.output
+    ref = retrain._reference(rewards.load(run["file"]), "point_maze_flipped", None)
+    from trirl import demos as demos_lib
+    from trirl.evaluation import bundled_demos
+
+    meta = demos_lib.load(bundled_demos("point_maze_flipped")).metadata
+    assert ref["expert_return_mean"] == meta["expert_return_mean"]
+    assert ref["random_return_mean"] == meta["random_return_mean"]
+
+
+def test_exported_steps_are_the_corrected_step_sizes(run):
+    """members/step holds eps / (1 + eta) in chronological order (oldest first)."""
+    reward, rr = rewards.load(run["file"]), run["rr"]
+    slots, valid = rb.slot_order(rr.buffer)
+    etas = np.asarray(rr.buffer.etas)[np.asarray(slots)[np.asarray(valid)]]
+    np.testing.assert_allclose(reward.tensors["members/step"],
+                               0.6 / (1.0 + np.maximum(etas, 0.0)), rtol=1e-6)

@@ -1,0 +1,182 @@
+"""Re-optimising a frozen ``.reward`` with PPO from scratch (paper Sec. 5.1, Table 1).
+
+``retrain``: a fresh policy on the environment the reward was learned on; ``transfer``:
+the same on an environment with changed dynamics (e.g. ``point_maze_flipped``), which
+must have the reward's observation layout. The run directory is like a learner's
+(``config.json``, ``metrics.jsonl``, ``checkpoints/``) plus its own copy of the reward
+file; at the end the policies are evaluated on the true task reward and the result is
+written to ``evaluation.json`` (normalised score: expert = 1, random = 0).
+
+Seeds differ from training by construction: ``seed`` defaults to the training seed
+plus :data:`SEED_OFFSET`, so no retrained policy shares an initialisation with the
+learner's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+
+import trirl
+from trirl import envs, rewards
+from trirl.errors import TrirlError
+from trirl.ppo import PPO, LearnedReward, PPOConfig
+
+REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
+SEED_OFFSET = 10_000
+DEFAULT_STEPS = {"point_maze": 1_000_000, "point_maze_flipped": 1_000_000}
+
+
+def learned_reward(reward: rewards.Reward) -> LearnedReward:
+    """The file's reward as PPO's pluggable reward (its tensors are the parameters)."""
+    return LearnedReward(
+        fn=lambda params, obs, action, next_obs, absorbing: reward.jax_apply(
+            params, obs, action, next_obs, absorbing),
+        absorbing_reward=reward.jax_absorbing_reward)
+
+
+def check_compatible(reward: rewards.Reward, env: envs.Env) -> None:
+    """One-line error unless ``env`` produces what the reward reads."""
+    reward.check_observations(env.observation_size, env.obs_names, where=f"env {env.name!r}")
+    if reward.inputs in ("sa", "sas") and reward.action_size != env.action_size:
+        raise rewards.RewardFileError(
+            f"{reward.path}: the reward reads {reward.action_size} action values but env "
+            f"{env.name!r} has {env.action_size}")
+
+
+def _reference(reward: rewards.Reward, env_name: str, demos: Optional[Path]) -> Optional[dict]:
+    """Expert/random returns for the normalised score on ``env_name``: a given demo file,
+    the reward's own (when it is the env it was learned on), or the bundled demos."""
+    from trirl import demos as demos_lib
+    from trirl.evaluation import bundled_demos
+
+    prov = reward.header.get("provenance", {})
+    if demos is None and env_name == reward.env_name and prov.get("expert_return_mean") is not None:
+        return {"expert_return_mean": prov["expert_return_mean"],
+                "random_return_mean": prov["random_return_mean"],
+                "source": f"{reward.path} (training demos)"}
+    path = demos or bundled_demos(env_name)
+    if path is None:
+        return None
+    meta = demos_lib.load(path).metadata
+    if meta["env"] != env_name:
+        raise TrirlError(f"{path}: demos are for env {meta['env']!r}, not {env_name!r}; pass "
+                         f"--demos recorded on {env_name}")
+    if meta.get("expert_return_mean") is None or meta.get("random_return_mean") is None:
+        return None
+    return {"expert_return_mean": meta["expert_return_mean"],
+            "random_return_mean": meta["random_return_mean"], "source": str(path)}
+
+
+def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool = False,
+          run_dir: Optional[Path] = None, steps: Optional[int] = None, seeds: int = 3,
+          seed: Optional[int] = None, ppo_overrides: Optional[dict] = None,
+          env_overrides: Optional[dict] = None, demos: Optional[Path] = None,
+          checkpoint_every: int = 50, show_progress: bool = True) -> Path:
+    """Train fresh PPO policies on a frozen reward; returns the run directory.
+
+    Args:
+      env_name: target environment [retrain: the reward's own; transfer: required].
+      transfer: label the run a transfer (Table 1's third column).
+      ppo_overrides: over the PPO config the reward was learned with (its header).
+      demos: demo file with the target env's expert/random returns [default: see
+        :func:`_reference`].
+    """
+    from trirl.expert import default_run_dir, ppo_config_from_dict
+    from trirl.runner import write_json_atomic
+
+    reward = rewards.load(reward_path)
+    if env_name is None:
+        if transfer:
+            raise TrirlError("trirl transfer needs --env (the changed environment, e.g. "
+                             "point_maze_flipped)")
+        env_name = reward.env_name
+    if env_overrides is None:
+        env_overrides = reward.header["env"].get("overrides", {}) \
+            if env_name == reward.env_name else {}
+    env = envs.make(env_name, **env_overrides)
+    check_compatible(reward, env)
+    prov = reward.header.get("provenance", {})
+    base = ppo_config_from_dict(prov["ppo"], str(reward_path)) if "ppo" in prov else PPOConfig()
+    try:
+        cfg = dataclasses.replace(base, **(ppo_overrides or {}))
+    except (TypeError, ValueError) as exc:
+        raise TrirlError(f"invalid PPO setting: {exc}") from None
+    if seeds < 1:
+        raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
+    steps = int(steps or DEFAULT_STEPS.get(env_name, prov.get("env_steps") or 5_000_000))
+    if steps < 1:
+        raise TrirlError(f"--steps must be >= 1 (got {steps})")
+    if seed is None:
+        seed = int(prov.get("seed", 0)) + SEED_OFFSET
+    reference = _reference(reward, env_name, demos)
+    kind = "transfer" if transfer else "retrain"
+    run_dir = Path(run_dir) if run_dir else default_run_dir(kind, env_name)
+    if (run_dir / "config.json").exists():
+        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
+                         "--run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reward_path, run_dir / REWARD_FILE)
+    num_iterations = max(1, -(-steps // cfg.batch_size))
+    record = {"kind": kind, "env": env_name, "env_overrides": env_overrides,
+              "ppo": dataclasses.asdict(cfg), "reward": REWARD_FILE,
+              "reward_source": str(reward_path),
+              "reward_sha256": hashlib.sha256(Path(reward_path).read_bytes()).hexdigest(),
+              "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
+              "seed": seed, "total_steps": num_iterations * cfg.batch_size,
+              "num_iterations": num_iterations, "checkpoint_every": checkpoint_every,
+              "trirl_version": trirl.__version__}
+    write_json_atomic(run_dir / "config.json", record)  # written last: it marks a run
+    _train(run_dir, resume=False, show_progress=show_progress)
+    return run_dir
+
+
+def resume(run_dir: Path, show_progress: bool = True) -> Path:
+    _train(Path(run_dir), resume=True, show_progress=show_progress)
+    return Path(run_dir)
+
+
+def _iterate_fn(run: Any, reward: rewards.Reward):
+    ppo = PPO(run.env, run.ppo.config, reward=learned_reward(reward))
+    params = reward.jax_params()
+    iterate = jax.jit(jax.vmap(ppo.iteration, in_axes=(0, None)))
+    reference = run.config.get("reference")
+
+    def step(state):
+        state, metrics = iterate(state, params)
+        if reference:
+            metrics["normalized_score"] = (
+                (metrics["episode_return"] - reference["random_return_mean"])
+                / (reference["expert_return_mean"] - reference["random_return_mean"]))
+        return state, metrics
+
+    return step
+
+
+def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
+    from trirl.evaluation import evaluate_run
+    from trirl.expert import _init_fn, open_run
+    from trirl.runner import print_summary, train_loop, write_json_atomic
+
+    run = open_run(run_dir)
+    if run.config.get("kind") not in ("retrain", "transfer"):
+        raise TrirlError(f"{run_dir} is a {run.config.get('kind')!r} run, not a retrain/transfer "
+                         "run; resume it with the command that started it")
+    reward = rewards.load(run_dir / run.config["reward"])
+    cfg = run.config
+    label = f"{cfg['kind']} {cfg['env']} (reward from {cfg['reward_env']})"
+    train_loop(run_dir, lambda: _init_fn(run), _iterate_fn(run, reward),
+               num_iterations=cfg["num_iterations"], steps_per_iteration=run.ppo.config.batch_size,
+               checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume, label=label,
+               show_progress=show_progress)
+    result = evaluate_run(run_dir)
+    write_json_atomic(run_dir / "evaluation.json", result)
+    if show_progress:
+        print_summary(run_dir, {"episode_return": "true return",
+                                "normalized_score": "normalized score"},
+                      f"{label}: last logged values")
