@@ -172,7 +172,7 @@ def _register_optional_commands() -> None:
 
     commands = [("trirl.cli.learn_cmd", "learn")] + [
         ("trirl.cli.reward_cmd", name)
-        for name in ("export", "inspect", "retrain", "transfer")]
+        for name in ("export", "inspect", "retrain", "transfer", "report")]
     for module, name in commands:
         try:
             mod = importlib.import_module(module)

@@ -29,7 +29,10 @@ def _friendly(fn):
 @click.option("--fit-steps", type=int, default=None,
               help="Adam steps of the fitted form [default: 4000].")
 def export(run, output, form, fmt, seed_index, fit_steps):
-    """Write the learned reward of a TRIRL run as a portable file."""
+    """Write the learned reward of a TRIRL run as a portable file.
+
+    RUN is a `trirl learn` run directory, or a .reward file to convert with --format onnx.
+    """
     _friendly(_export)(run, output, form, fmt, seed_index, fit_steps)
 
 
@@ -172,3 +175,21 @@ def retrain(**options):
 def transfer(**options):
     """Optimise a frozen reward on an environment with changed dynamics."""
     _friendly(_reoptimise)(True, **options)
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("report"),
+              show_default=True, help="Directory for report.md, report.json, report.png.")
+def report(runs, output):
+    """Training / Retraining / Transfer table (paper Table 1) of trirl learn, retrain and
+    transfer runs, as Markdown and a PNG bar chart."""
+    _friendly(_report)(runs, output)
+
+
+def _report(runs, output):
+    from trirl import report as report_lib
+
+    result = report_lib.write(list(runs), output)
+    click.echo(result["markdown"], nl=False)
+    click.echo(f"wrote {output / 'report.md'} and {output / 'report.png'}")

@@ -175,6 +175,11 @@ def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
     if obs < 1 or act < 0 or len(names) not in (0, obs):
         _fail(path, "env", f"has observation_size={obs}, action_size={act} and "
               f"{len(names)} observation names, which do not fit together")
+    for bound in ("action_low", "action_high"):  # optional: clip actions to the env's
+        if bound in header["env"]:
+            values = _get(path, header, f"env.{bound}", list)
+            if len(values) != act or not all(isinstance(v, (int, float)) for v in values):
+                _fail(path, f"env.{bound}", f"must list {act} numbers")
     kind = _get(path, header, "inputs.kind", str)
     if kind not in INPUT_KINDS:
         _fail(path, "inputs.kind", f"is {kind!r}, not one of {', '.join(INPUT_KINDS)}")

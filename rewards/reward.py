@@ -61,6 +61,10 @@ def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_abs
     ``disc_input``: "sa" [s, i, a], "ss" [s, i, s', i'], "sas" [s, i, a, s', i'])."""
     kind = header["inputs"]["kind"]
     parts = _state_slot(xp, header, tensors, obs, obs_absorbing)
+    if kind in ("sa", "sas") and "action_low" in header["env"]:
+        # The reward judges the executed action: the env clips to these bounds.
+        action = xp.clip(action, xp.asarray(header["env"]["action_low"], xp.float32),
+                         xp.asarray(header["env"]["action_high"], xp.float32))
     if kind in ("sa", "sas"):
         if header["inputs"]["absorbing_indicator"]:
             action = xp.where(obs_absorbing[:, None], 0.0, action)

@@ -139,9 +139,11 @@ def traced(cli_run):
 
 
 def _disc_x(stats, obs, action):
-    """[normalised s, absorbing indicator 0, a] for "sa" inputs."""
+    """[normalised s, absorbing indicator 0, a clipped to Point Maze's [-1, 1]] for "sa"
+    inputs."""
     s = np_normalize(np.asarray(stats.mean), np.asarray(stats.var), obs)
-    return np.concatenate([s, np.zeros(s.shape[:-1] + (1,)), np.float64(action)], axis=-1)
+    a = np.clip(np.float64(action), -1.0, 1.0)
+    return np.concatenate([s, np.zeros(s.shape[:-1] + (1,)), a], axis=-1)
 
 
 # ----------------------------------------------------------------------------- tests

@@ -281,3 +281,114 @@ def test_exported_steps_are_the_corrected_step_sizes(run):
     etas = np.asarray(rr.buffer.etas)[np.asarray(slots)[np.asarray(valid)]]
     np.testing.assert_allclose(reward.tensors["members/step"],
                                0.6 / (1.0 + np.maximum(etas, 0.0)), rtol=1e-6)
+
+
+def test_onnx_matches_numpy(run, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    reward = rewards.load(run["file"])
+    obs, act = _inputs(reward, seed=3)
+    act = act * 3.0  # partly out of range: the graph clips like the reader
+    # Straight from the run, and converted from the .reward file: the same graph values.
+    for source in (run["run"], run["file"]):
+        path = tmp_path / "r.onnx"
+        result = _cli("export", source, "-o", path, "--format", "onnx")
+        assert result.exit_code == 0, result.output
+        model = onnx.load(str(path))
+        props = {p.key: p.value for p in model.metadata_props}
+        assert json.loads(props["trirl_reward"])["form"] == "composite"
+        out = ReferenceEvaluator(model).run(None, {"obs": obs, "action": act})[0]
+        np.testing.assert_allclose(out, reward(obs, act), **TOL)
+    try:
+        import onnxruntime
+    except ModuleNotFoundError:
+        return
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"obs": obs, "action": act})[0],
+                               reward(obs, act), **TOL)
+
+
+def test_actions_are_judged_as_the_env_executes_them(run):
+    """Out-of-range actions are clipped to the env's bounds (Point Maze: [-1, 1]) before
+    the reward sees them, in NumPy, JAX and the learner alike."""
+    reward, rr = rewards.load(run["file"]), run["rr"]
+    assert reward.header["env"]["action_low"] == [-1.0, -1.0]
+    obs, act = _inputs(reward, seed=4)
+    wild = act * 5.0
+    np.testing.assert_allclose(reward(obs, wild), reward(obs, np.clip(wild, -1, 1)), **TOL)
+    np.testing.assert_allclose(reward(obs, wild), np.asarray(rr.corrected(
+        _learner_x(rr, obs, wild))), **TOL)
+    np.testing.assert_allclose(np.asarray(jax.jit(reward.as_jax())(obs, wild)),
+                               reward(obs, wild), **TOL)
+
+
+def test_gymnasium_wrapper_replaces_the_reward_and_values_termination(run):
+    gymnasium = pytest.importorskip("gymnasium")
+    from trirl.rewards.gymnasium import LearnedReward
+
+    class Line(gymnasium.Env):
+        """Deterministic 4-d observations; terminates at step 3 (or truncates, if asked)."""
+
+        observation_space = gymnasium.spaces.Box(-1, 1, (4,), np.float32)
+        action_space = gymnasium.spaces.Box(-1, 1, (2,), np.float32)
+
+        def __init__(self, truncate=False):
+            self.truncate = truncate
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return self._obs(), {}
+
+        def _obs(self):
+            return np.array([0.05 * self.t - 0.15, 0.02 * self.t, 0.15, 0.0], np.float32)
+
+        def step(self, action):
+            self.t += 1
+            end = self.t == 3
+            return self._obs(), -1.0, end and not self.truncate, end and self.truncate, {}
+
+    reward = rewards.load(run["file"])
+    gamma = reward.header["gamma"]
+    for truncate in (False, True):
+        env = LearnedReward(Line(truncate), run["file"])
+        obs, _ = env.reset()
+        action = np.array([0.5, -0.25], np.float32)
+        for t in range(3):
+            nxt, r, terminated, truncated, info = env.step(action)
+            want = float(reward(obs[None], action[None])[0])
+            if terminated:
+                want += gamma / (1 - gamma) * reward.absorbing_reward
+            assert r == pytest.approx(want, abs=1e-6) and info["env_reward"] == -1.0
+            obs = nxt
+        assert (terminated, truncated) == (not truncate, truncate)
+    with pytest.raises(rewards.RewardFileError, match="reads 4 observation values"):
+        class Wide(Line):
+            observation_space = gymnasium.spaces.Box(-1, 1, (5,), np.float32)
+        LearnedReward(Wide(), run["file"])
+
+
+def test_gymnasium_example_runs(run):
+    pytest.importorskip("gymnasium")
+    from trirl.examples import gymnasium_reward
+
+    results = gymnasium_reward.main([str(run["file"]), "--episodes", "1"])
+    assert len(results) == 1 and all(np.isfinite(results[0]))
+
+
+def test_report_tabulates_training_retraining_transfer(run, tmp_path):
+    """Scores come from each run's evaluation; the table's cells are their mean ± std."""
+    retrain_dir = tmp_path / "re"
+    result = _cli("retrain", "--reward", run["file"], "--steps", 16, "--seeds", 2, "--run-dir",
+                  retrain_dir)
+    assert result.exit_code == 0, result.output
+    result = _cli("report", run["run"], retrain_dir, "-o", tmp_path / "rep")
+    assert result.exit_code == 0, result.output
+    table = json.loads((tmp_path / "rep" / "report.json").read_text())
+    re_scores = [s["normalized_score"] for s in json.loads(
+        (retrain_dir / "evaluation.json").read_text())["per_seed"]]
+    assert table["point_maze"]["Retraining"] == pytest.approx(re_scores)
+    assert len(table["point_maze"]["Training"]) == 1
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"{np.mean(re_scores):.2f} ± {np.std(re_scores):.2f} (2 seeds)" in md
+    assert (tmp_path / "rep" / "report.png").stat().st_size > 1000

@@ -121,6 +121,17 @@ def default_run_dir(kind: str, env_name: str) -> Path:
     return Path("runs") / f"{env_name}-{kind}-{stamp}"
 
 
+def claim_run_dir(run_dir: Optional[Path], kind: str, env_name: str) -> Path:
+    """Create the directory of a new run (default ``runs/<env>-<kind>-<time>``); refuse
+    one that already holds a run."""
+    run_dir = Path(run_dir) if run_dir else default_run_dir(kind, env_name)
+    if (run_dir / "config.json").exists():
+        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
+                         "--run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Optional[int] = None,
                  seeds: int = 1, seed: int = 0, ppo_overrides: Optional[dict] = None,
                  env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
@@ -133,11 +144,7 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     num_iterations = max(1, -(-steps // cfg.batch_size))
-    run_dir = Path(run_dir) if run_dir else default_run_dir("expert", env_name)
-    if (run_dir / "config.json").exists():
-        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
-                         "--run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_run_dir(run_dir, "expert", env_name)
     config = {"kind": "expert", "env": env_name, "env_overrides": env_overrides or {},
               "ppo": dataclasses.asdict(cfg), "seeds": seeds, "seed": seed,
               "total_steps": num_iterations * cfg.batch_size, "num_iterations": num_iterations,

@@ -117,6 +117,8 @@ def _base_header(rr: RunReward, form: str) -> dict:
         "form": form,
         "env": {"name": env.name, "observation_size": env.observation_size,
                 "action_size": env.action_size, "observation_names": list(env.obs_names),
+                "action_low": [float(v) for v in env.action_low],
+                "action_high": [float(v) for v in env.action_high],
                 "overrides": run.config.get("env_overrides", {})},
         "inputs": {"kind": cfg.inputs, "absorbing_indicator": cfg.disc.use_absorbing,
                    "normalize": cfg.normalize_disc_inputs, "clip": NORMALIZE_CLIP},
@@ -192,11 +194,23 @@ def _absorbing_reward(rr: RunReward) -> float:
 
 def export(run_dir: Path, output: Path, *, form: str = "composite", seed_index: int = 0,
            fit: FitSettings = FitSettings(), fmt: str = "safetensors") -> dict:
-    """Write the reward of a TRIRL run to ``output``; returns the header written."""
+    """Write the reward of a TRIRL run (or convert a ``.reward`` file to ONNX) to
+    ``output``; returns the header written."""
     if form not in FORMS:
         raise TrirlError(f"--form {form!r} is not one of {', '.join(FORMS)}")
     if fmt not in ("safetensors", "onnx"):
         raise TrirlError(f"--format {fmt!r} is not one of safetensors, onnx")
+    if Path(run_dir).is_file():  # an existing .reward file: convert it
+        from trirl import rewards
+
+        if fmt != "onnx":
+            raise TrirlError(f"{run_dir} is already a reward file; pass a run directory, or "
+                             "--format onnx to convert the file")
+        reward = rewards.load(run_dir)
+        from trirl.rewards import onnx_export
+
+        onnx_export.save(reward, output)
+        return reward.header
     rr = load_run_reward(run_dir, seed_index)
     header, tensors = composite(rr) if form == "composite" else fitted(rr, fit)
     if fmt == "onnx":

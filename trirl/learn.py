@@ -260,7 +260,13 @@ class TRIRL:
 
     def disc_x(self, stats: normalizer.RunningStats, obs, action, next_obs,
                next_absorbing) -> jax.Array:
-        """Discriminator inputs of transitions (raw observations) -> ``(..., input_dim)``."""
+        """Discriminator inputs of transitions (raw observations) -> ``(..., input_dim)``.
+
+        Actions are clipped to the env's bounds first: the reward judges the action the
+        env executed, not the policy's raw sample. Otherwise a policy optimising a frozen
+        reward can chase the discriminators' extrapolation to out-of-range actions that
+        have no effect on the env (demo actions are in range)."""
+        action = jnp.clip(action, self.env.action_low, self.env.action_high)
         if self.config.normalize_disc_inputs:
             obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
         return disc.disc_input(self.disc_cfg, obs, action, next_obs,
@@ -644,7 +650,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
         (see :func:`build_config`); ``settings[""]`` may set variant/inputs/reward_model.
     """
     from trirl.evaluation import bundled_demos
-    from trirl.expert import default_run_dir
+    from trirl.expert import claim_run_dir
     from trirl.runner import write_json_atomic
 
     env_name = env_name or default_env(demos)
@@ -666,11 +672,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
     num_iterations = max(1, -(-steps // batch))
-    run_dir = Path(run_dir) if run_dir else default_run_dir("trirl", env_name)
-    if (run_dir / "config.json").exists():
-        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
-                         "--run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_run_dir(run_dir, "trirl", env_name)
     shutil.copyfile(demos, run_dir / DEMOS_FILE)
     record = {"kind": "trirl", "env": env_name, "env_overrides": env_overrides or {},
               "ppo": dataclasses.asdict(config.policy_ppo), "trirl": dataclasses.asdict(config),

@@ -87,7 +87,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
       demos: demo file with the target env's expert/random returns [default: see
         :func:`_reference`].
     """
-    from trirl.expert import default_run_dir, ppo_config_from_dict
+    from trirl.expert import claim_run_dir, ppo_config_from_dict
     from trirl.runner import write_json_atomic
 
     reward = rewards.load(reward_path)
@@ -116,11 +116,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         seed = int(prov.get("seed", 0)) + SEED_OFFSET
     reference = _reference(reward, env_name, demos)
     kind = "transfer" if transfer else "retrain"
-    run_dir = Path(run_dir) if run_dir else default_run_dir(kind, env_name)
-    if (run_dir / "config.json").exists():
-        raise TrirlError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
-                         "--run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_run_dir(run_dir, kind, env_name)
     shutil.copyfile(reward_path, run_dir / REWARD_FILE)
     num_iterations = max(1, -(-steps // cfg.batch_size))
     record = {"kind": kind, "env": env_name, "env_overrides": env_overrides,
