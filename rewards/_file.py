@@ -207,6 +207,8 @@ def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
         _fail(path, "composite.base", f"is {base!r}, not 'fit' or 'zero'")
     if base == "fit":
         _check_network(path, header, "fit", tensors, None, width)
+        if "fit_scale" in header["composite"]:
+            _get(path, header, "composite.fit_scale", (int, float))
     count = _get(path, header, "composite.members", int)
     if count < 0:
         _fail(path, "composite.members", f"is {count}, it must be >= 0")

@@ -125,7 +125,8 @@ def to_onnx(reward: Reward):
         comp = header["composite"]
         beta = np.float32(header["beta"])
         if comp["base"] == "fit":
-            r = _mlp(g, reward, "fit", x)
+            r = g.op("Mul", g.const(np.float32(comp.get("fit_scale", 1.0))),
+                     _mlp(g, reward, "fit", x))
         else:  # zeros of shape [N]: 0 * a finite function of x would not be safe for NaN
             rows = g.op("Shape", x, start=0, end=1)
             r = g.op("ConstantOfShape", rows,

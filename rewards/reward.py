@@ -84,7 +84,9 @@ def program(xp, header: dict, tensors: dict, x):
     comp = header["composite"]
     if comp["base"] == "fit":
         fit = nets["fit"]
-        r = mlp(xp, tensors, "fit", len(fit["layers"]) - 1, fit["activation"], x)
+        # R_fit's network predicts r / fit_scale (trirl: r / beta, see reward_buffer._base).
+        r = xp.asarray(comp.get("fit_scale", 1.0), xp.float32) * mlp(
+            xp, tensors, "fit", len(fit["layers"]) - 1, fit["activation"], x)
     else:
         r = xp.zeros(x.shape[:1], xp.float32)
     if comp["members"]:

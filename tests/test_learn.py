@@ -170,7 +170,7 @@ def test_policy_reward_matches_numpy_recomputation(traced, files):
     x_abs = np.array([[0, 0, 0, 0, 1, 0, 0]], np.float64)  # (s_a, a = 0)
 
     def expected(x):
-        r = np_scalar(buffer.fit_params, x)
+        r = beta * np_scalar(buffer.fit_params, x)  # R_fit predicts r / beta
         for push in range(i - K, i):  # the window, oldest first; push n lives in slot n % K
             slot = push % K
             member = jax.tree.map(lambda p: p[slot], buffer.disc_params)
@@ -197,7 +197,7 @@ def test_reward_gap_is_corrected_reward_on_expert_minus_agent(traced, files):
     stats = step["before"].disc_stats
 
     def corrected(x):
-        r = np_scalar(buffer.fit_params, x)
+        r = beta * np_scalar(buffer.fit_params, x)  # R_fit predicts r / beta
         for push in range(i - K + 1, i + 1):  # pushes 0..i made; the window, oldest first
             slot = push % K
             member = jax.tree.map(lambda p: p[slot], buffer.disc_params)

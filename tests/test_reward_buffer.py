@@ -56,7 +56,7 @@ class Reference:
         return self.history[max(len(self.history) - self.k, 0):]
 
     def corrected(self, x, etas_by_slot=None):
-        base = np.zeros(len(x)) if self.fit is None else np_scalar(self.fit, x)
+        base = np.zeros(len(x)) if self.fit is None else BETA * np_scalar(self.fit, x)
         members = self.window()
         logits = [np_scalar(p, x) for p, _, _ in members]
         if etas_by_slot is None:
@@ -187,7 +187,7 @@ def test_fit_targets_keep_the_recursion_consistent(fns, data, k):
     window = ref.window() + [(new, new_eta, None)]
     logits = [np_scalar(p, x) for p, _, _ in window]
     etas = [eta for _, eta, _ in window]
-    untruncated = np_recursion(np_scalar(ref.fit, x), logits, etas)
+    untruncated = np_recursion(BETA * np_scalar(ref.fit, x), logits, etas)
     truncated = np_recursion(targets, logits[1:], etas[1:])
     np.testing.assert_allclose(truncated, untruncated, rtol=2e-5, atol=2e-5)
 
@@ -214,15 +214,18 @@ def test_ablations_fall_out_of_config(fns, data):
     np.testing.assert_array_equal(fns["corrected"](buffer, x, BETA, EPS), np.zeros(N))
     buffer = fns["push"](buffer, data["discs"][0], data["etas"][0], data["fits"][0])
     np.testing.assert_allclose(fns["corrected"](buffer, x, BETA, EPS),
-                               np_scalar(data["fits"][0], x), rtol=2e-5, atol=2e-5)
+                               BETA * np_scalar(data["fits"][0], x), rtol=2e-5, atol=2e-5)
 
 
 # ----------------------------------------------------------------------------- R_fit
 
 
-def test_push_and_fit_tracks_the_untruncated_recursion(fns, data):
+@pytest.mark.parametrize("beta", [BETA, 1000.0])
+def test_push_and_fit_tracks_the_untruncated_recursion(fns, data, beta):
     """End to end: with eviction fits, a k = 3 window stays close to the recursion over
-    all pushed members from r = 0; dropping evicted members (no fit) does not."""
+    all pushed members from r = 0; dropping evicted members (no fit) does not. At the
+    paper's beta (~1000) too: R_fit regresses r / beta, so the fit does not depend on
+    beta's scale (regressing r itself, R_fit could not follow targets of size ~beta)."""
     x = data["x"]
     push_and_fit = jax.jit(RB.push_and_fit)
     fitted = make_buffer()
@@ -230,13 +233,13 @@ def test_push_and_fit_tracks_the_untruncated_recursion(fns, data):
     dropped = make_buffer(use_fit=False)
     for i in range(8):
         disc, eta = data["discs"][i], data["etas"][i]
-        fitted, opt_state, metrics = push_and_fit(fitted, opt_state, disc, eta, x, BETA, EPS,
+        fitted, opt_state, metrics = push_and_fit(fitted, opt_state, disc, eta, x, beta, EPS,
                                                   jax.random.PRNGKey(i))
         assert np.isnan(metrics["fit_mse"]) == (i < K)  # no fit while filling
         dropped = fns["push"](dropped, disc, eta, data["fits"][0])
-    full = np_recursion(np.zeros(N), [np_scalar(p, x) for p in data["discs"]], data["etas"])
-    err_fit = np.mean(np.abs(np.asarray(fns["corrected"](fitted, x, BETA, EPS)) - full))
-    err_drop = np.mean(np.abs(np.asarray(fns["corrected"](dropped, x, BETA, EPS)) - full))
+    full = np_recursion(np.zeros(N), [np_scalar(p, x) for p in data["discs"]], data["etas"], beta)
+    err_fit = np.mean(np.abs(np.asarray(fns["corrected"](fitted, x, beta, EPS)) - full))
+    err_drop = np.mean(np.abs(np.asarray(fns["corrected"](dropped, x, beta, EPS)) - full))
     assert err_fit < 0.2 * err_drop, (err_fit, err_drop)
 
 

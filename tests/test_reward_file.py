@@ -58,7 +58,7 @@ def _np64_composite(rr, x):
     """Float64 Alg. 2 recursion over the buffer's members, oldest first, from R_fit."""
     buf, cfg = rr.buffer, rr.session.config
     x = np.asarray(x, np.float64)
-    r = np_scalar(jax.tree.map(np.asarray, buf.fit_params), x) if bool(buf.fit_active) \
+    r = cfg.beta * np_scalar(jax.tree.map(np.asarray, buf.fit_params), x) if bool(buf.fit_active) \
         else np.zeros(len(x))
     count, head, k = int(buf.count), int(buf.head), cfg.capacity
     for j in range(count):

@@ -180,6 +180,7 @@ def composite(rr: RunReward) -> tuple[dict, dict]:
         tensors.update(members)
         header["networks"]["members"] = _network(members, "members", buffer.cfg.disc.activation)
     header["composite"] = {"base": "fit" if use_fit else "zero", "members": int(len(order)),
+                           "fit_scale": float(cfg.beta),  # R_fit predicts r / beta
                            "eps": float(cfg.eps),
                            "eta_mode": "stored" if cfg.retrospective else "max_eta"}
     header["absorbing_reward"] = _absorbing_reward(rr)

@@ -243,12 +243,19 @@ def member_logits(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
     return jax.vmap(lambda p: disc.logits(buffer.cfg.disc, p, x))(buffer.disc_params)
 
 
-def _base(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
-    """Start of the recursion: R_fit(x) if it represents evicted members, else 0."""
+def _base(buffer: RewardBuffer, x: jax.Array, beta: float) -> jax.Array:
+    """Start of the recursion: beta * R_fit(x) if it represents evicted members, else 0.
+
+    R_fit's network predicts the reward in units of r / beta, the scale of the logits
+    (O(1)), not r itself (O(beta), ~1000): Adam moves an output by about its learning
+    rate per step, so a network regressing r directly could not follow the targets
+    (fit RMSE of 60-800 reward units was measured that way, i.e. R_fit was ~0).
+    """
     zeros = jnp.zeros(x.shape[:-1], jnp.float32)
     if not buffer.cfg.use_fit:
         return zeros
-    return jnp.where(buffer.fit_active, fit_apply(buffer.cfg.fit, buffer.fit_params, x), zeros)
+    return jnp.where(buffer.fit_active,
+                     beta * fit_apply(buffer.cfg.fit, buffer.fit_params, x), zeros)
 
 
 def _step(cfg: RewardBufferConfig, eps: float, eta) -> jax.Array:
@@ -269,7 +276,7 @@ def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float
       etas: optional override of ``buffer.etas`` in slot order, (k,) or per-sample
         (k, N) (retrospective eta).
     """
-    r = _base(buffer, x)
+    r = _base(buffer, x, beta)
     k = buffer.cfg.capacity
     if k == 0:
         return r
@@ -307,7 +314,7 @@ def fit_targets(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
     pushed member itself (``new_logits``, ``new_eta``). Only meaningful when
     ``will_evict(buffer)``; see the module docstring for why this is the right target.
     """
-    base = _base(buffer, x)
+    base = _base(buffer, x, beta)
     if buffer.cfg.capacity == 0:
         logit, eta = new_logits, new_eta
     else:
@@ -323,7 +330,7 @@ def push(buffer: RewardBuffer, disc_params: Params, eta, fit_params: Optional[Pa
     """Append a discriminator and its scalar eta, overwriting the oldest slot when full.
 
     If the push evicts a member and ``fit_params`` is given (and ``use_fit``), R_fit
-    becomes ``fit_params`` -- fitted to ``fit_targets`` -- and is switched on. Without
+    becomes ``fit_params`` -- fitted to ``fit_targets / beta`` -- and is switched on. Without
     ``fit_params`` an evicted member is simply dropped. Otherwise R_fit is untouched.
     """
     cfg = buffer.cfg
@@ -360,7 +367,8 @@ def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_param
     if not cfg.use_fit:
         return push(buffer, disc_params, eta), fit_opt_state, {"fit_mse": jnp.float32(jnp.nan)}
     new_logits = disc.logits(cfg.disc, disc_params, x)
-    targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas)
+    # R_fit regresses r / beta (see ``_base``); ``fit_mse`` is in those units.
+    targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas) / beta
 
     def fit(_):
         return fit_reward(cfg.fit, buffer.fit_params, fit_opt_state, x, targets, key)
