@@ -39,20 +39,27 @@ def tensors_sha256(tensors: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def finalize(path: Path, header: dict[str, Any], tensors: dict[str, np.ndarray]
+             ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Fill in ``format``, ``format_version`` and ``tensors_sha256`` and validate the
+    result exactly as :func:`read` would; ``path`` only names the file in errors."""
+    tensors = {name: np.ascontiguousarray(t) for name, t in tensors.items()}
+    header = {**header, "format": FORMAT, "format_version": FORMAT_VERSION,
+              "tensors_sha256": tensors_sha256(tensors)}
+    validate(Path(path), header, tensors)
+    return header, tensors
+
+
 def write(path: str | Path, header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Path:
     """Write a ``.reward`` file atomically (temporary file, then rename).
 
-    ``format``, ``format_version`` and ``tensors_sha256`` are filled in here; the
-    result is validated exactly as :func:`read` would, so an invalid file is never
-    written.
+    The header is completed and validated by :func:`finalize` first, so an invalid
+    file is never written.
     """
     from safetensors.numpy import save_file
 
     path = Path(path)
-    tensors = {name: np.ascontiguousarray(t) for name, t in tensors.items()}
-    header = {**header, "format": FORMAT, "format_version": FORMAT_VERSION,
-              "tensors_sha256": tensors_sha256(tensors)}
-    validate(path, header, tensors)
+    header, tensors = finalize(path, header, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

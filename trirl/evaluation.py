@@ -30,8 +30,22 @@ def bundled_demos(env_name: str) -> Optional[Path]:
     return Path(str(path)) if path.is_file() else None
 
 
-def normalized_score(ret: float, expert: float, random: float) -> float:
-    return float((ret - random) / (expert - random))
+def normalized_score(ret, expert: float, random: float):
+    """``(ret - random) / (expert - random)``: expert = 1, random = 0 (works on arrays)."""
+    return (ret - random) / (expert - random)
+
+
+def demo_reference(path: Path, env_name: str) -> Optional[dict]:
+    """The expert/random mean returns in a demo file's metadata (None when it has none),
+    for normalised scores on ``env_name``; demos of another env are refused."""
+    meta = demos_lib.load(path).metadata
+    if meta["env"] != env_name:
+        raise TrirlError(f"{path}: demos are for env {meta['env']!r}, not {env_name!r}; pass "
+                         f"--demos recorded on {env_name}")
+    if meta.get("expert_return_mean") is None or meta.get("random_return_mean") is None:
+        return None
+    return {"expert_return_mean": meta["expert_return_mean"],
+            "random_return_mean": meta["random_return_mean"], "source": str(path)}
 
 
 def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic: bool = False,
@@ -60,23 +74,16 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
     if episodes < 1:
         raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
     run = open_run(run_dir)
-    reference = None
-    # The reference returns: the given demos, else those the run learned from (a TRIRL
-    # run keeps its own copy), else the bundled ones.
-    own = run.run_dir / run.config["demos"] if run.config.get("demos") else None
-    path = demos_path or (own if own is not None and own.is_file() else None) \
-        or bundled_demos(run.env.name)
     if demos_path is None and run.config.get("reference"):
         # A retrain/transfer run stores the reference it was started with.
-        reference, path = dict(run.config["reference"]), None
-    if path is not None:
-        meta = demos_lib.load(path).metadata
-        if meta["env"] != run.env.name:
-            raise TrirlError(f"{path}: demos are for env {meta['env']!r} but the run is on "
-                             f"{run.env.name!r}; pass --demos for {run.env.name}")
-        if meta.get("expert_return_mean") is not None and meta.get("random_return_mean") is not None:
-            reference = {"expert_return_mean": meta["expert_return_mean"],
-                         "random_return_mean": meta["random_return_mean"], "source": str(path)}
+        reference = dict(run.config["reference"])
+    else:
+        # The given demos, else those the run learned from (a TRIRL run keeps its own
+        # copy), else the bundled ones.
+        own = run.run_dir / run.config["demos"] if run.config.get("demos") else None
+        path = demos_path or (own if own is not None and own.is_file() else None) \
+            or bundled_demos(run.env.name)
+        reference = None if path is None else demo_reference(path, run.env.name)
     per_seed = []
     for i in range(run.num_seeds):
         policy = load_policy(run, i)
@@ -86,9 +93,9 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
                  "terminated_fraction": float(demos.absorbing.sum() / episodes),
                  "normalized_score": None}
         if reference:
-            entry["normalized_score"] = normalized_score(
+            entry["normalized_score"] = float(normalized_score(
                 entry["return_mean"], reference["expert_return_mean"],
-                reference["random_return_mean"])
+                reference["random_return_mean"]))
         per_seed.append(entry)
     scores = [e["normalized_score"] for e in per_seed if e["normalized_score"] is not None]
     return {"run": str(run_dir), "env": run.env.name, "episodes": episodes,

@@ -218,9 +218,7 @@ def export(run_dir: Path, output: Path, *, form: str = "composite", seed_index: 
         from trirl.rewards import onnx_export
         from trirl.rewards.reward import Reward
 
-        header = {**header, "format": _file.FORMAT, "format_version": _file.FORMAT_VERSION,
-                  "tensors_sha256": _file.tensors_sha256(tensors)}
-        _file.validate(Path(output), header, tensors)
+        header, tensors = _file.finalize(Path(output), header, tensors)
         onnx_export.save(Reward(header, tensors), output)
         return header
     _file.write(output, header, tensors)

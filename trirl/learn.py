@@ -709,11 +709,11 @@ class Session:
     def iterate(self, state: TRIRLState) -> tuple[TRIRLState, dict, Trace]:
         state, metrics, trace = self._iterate(state, self.expert)
         if self.reference is not None:
-            # (return - random) / (expert - random); NaN (logged as null) for a seed
-            # that finished no episode this iteration.
-            expert_return, random_return = self.reference
-            metrics["normalized_score"] = ((metrics["episode_return"] - random_return)
-                                           / (expert_return - random_return))
+            from trirl.evaluation import normalized_score
+
+            # NaN (logged as null) for a seed that finished no episode this iteration.
+            metrics["normalized_score"] = normalized_score(metrics["episode_return"],
+                                                           *self.reference)
         return state, metrics, trace
 
 

@@ -34,10 +34,7 @@ DEFAULT_STEPS = {"point_maze": 1_000_000, "point_maze_flipped": 1_000_000}
 
 def learned_reward(reward: rewards.Reward) -> LearnedReward:
     """The file's reward as PPO's pluggable reward (its tensors are the parameters)."""
-    return LearnedReward(
-        fn=lambda params, obs, action, next_obs, absorbing: reward.jax_apply(
-            params, obs, action, next_obs, absorbing),
-        absorbing_reward=reward.jax_absorbing_reward)
+    return LearnedReward(fn=reward.jax_apply, absorbing_reward=reward.jax_absorbing_reward)
 
 
 def check_compatible(reward: rewards.Reward, env: envs.Env) -> None:
@@ -52,8 +49,7 @@ def check_compatible(reward: rewards.Reward, env: envs.Env) -> None:
 def _reference(reward: rewards.Reward, env_name: str, demos: Optional[Path]) -> Optional[dict]:
     """Expert/random returns for the normalised score on ``env_name``: a given demo file,
     the reward's own (when it is the env it was learned on), or the bundled demos."""
-    from trirl import demos as demos_lib
-    from trirl.evaluation import bundled_demos
+    from trirl.evaluation import bundled_demos, demo_reference
 
     prov = reward.header.get("provenance", {})
     if demos is None and env_name == reward.env_name and prov.get("expert_return_mean") is not None:
@@ -61,16 +57,7 @@ def _reference(reward: rewards.Reward, env_name: str, demos: Optional[Path]) -> 
                 "random_return_mean": prov["random_return_mean"],
                 "source": f"{reward.path} (training demos)"}
     path = demos or bundled_demos(env_name)
-    if path is None:
-        return None
-    meta = demos_lib.load(path).metadata
-    if meta["env"] != env_name:
-        raise TrirlError(f"{path}: demos are for env {meta['env']!r}, not {env_name!r}; pass "
-                         f"--demos recorded on {env_name}")
-    if meta.get("expert_return_mean") is None or meta.get("random_return_mean") is None:
-        return None
-    return {"expert_return_mean": meta["expert_return_mean"],
-            "random_return_mean": meta["random_return_mean"], "source": str(path)}
+    return None if path is None else demo_reference(path, env_name)
 
 
 def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool = False,
@@ -138,6 +125,8 @@ def resume(run_dir: Path, show_progress: bool = True) -> Path:
 
 
 def _iterate_fn(run: Any, reward: rewards.Reward):
+    from trirl.evaluation import normalized_score
+
     ppo = PPO(run.env, run.ppo.config, reward=learned_reward(reward))
     params = reward.jax_params()
     iterate = jax.jit(jax.vmap(ppo.iteration, in_axes=(0, None)))
@@ -146,9 +135,9 @@ def _iterate_fn(run: Any, reward: rewards.Reward):
     def step(state):
         state, metrics = iterate(state, params)
         if reference:
-            metrics["normalized_score"] = (
-                (metrics["episode_return"] - reference["random_return_mean"])
-                / (reference["expert_return_mean"] - reference["random_return_mean"]))
+            metrics["normalized_score"] = normalized_score(
+                metrics["episode_return"], reference["expert_return_mean"],
+                reference["random_return_mean"])
         return state, metrics
 
     return step

@@ -31,7 +31,8 @@ invariant, the new R_fit must regress
 
 i.e. the recursion truncated right after the evicted member -- NOT the full corrected
 reward: the remaining members would then be applied on top of a reward that already
-contains them, counting each twice. Alg. 2 instead regresses the full corrected reward
+contains them, counting each twice. (R_fit here is the reward it stands for; its network
+is trained on ``target / beta`` and scaled back by beta, see ``_base``.) Alg. 2 instead regresses the full corrected reward
 every iteration (line 25) and keeps one R_fit per slot (line 2) to serve as the base k
 iterations later; that is the same invariant provided each stored fit is paired with
 the window starting right after the newest member it contains (the paper's indices are
