@@ -11,6 +11,8 @@ training in every configuration; only the reward machinery differs:
   on an empty or partly filled buffer would skip evaluations (empty slots still cost
   their evaluation in this implementation, so the figure does not depend on it, but
   the R_fit regression only runs once the buffer is full).
+* ``features``: the feature-based reward model (``--reward-model features``), which
+  needs no buffer (``trirl.feature_reward``).
 
 Each configuration's iteration is compiled first (excluded); then rounds alternate
 through the configurations (so background load hits all alike), timing ``--iterations``
@@ -44,6 +46,9 @@ CONFIGS = {
     "k=1": {"capacity": 1},
     "k=25": {"capacity": 25},
     "k=100": {"capacity": 100},
+    # The feature-based reward model: no buffer, the correction is exact in the linear
+    # weights (trirl.feature_reward). Its discriminator reads base features, not (s, a).
+    "features": {"reward_model": "features"},
 }
 
 
@@ -51,7 +56,7 @@ def build(env, expert, overrides: dict, fill: bool, settings: dict, seed: int = 
     config = learn.build_config(learn.merge_settings(settings, {"": overrides}))
     learner, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
-    if fill and config.capacity > 0:
+    if fill and config.capacity > 0 and not config.features:
         # A full buffer with R_fit active, as after k iterations.
         buffer = state.buffer
         state = state.replace(buffer=buffer.replace(

@@ -27,8 +27,9 @@ import click
               help="Discriminator inputs: D(s,a) [default], D(s,s') for observation-only "
                    "demos, or D(s,a,s').")
 @click.option("--reward-model", type=click.Choice(["fitted", "features"]), default=None,
-              help="fitted [default]: buffer + fitted reward (paper Sec. 4.2); features: not "
-                   "implemented yet.")
+              help="fitted [default]: buffer of discriminators + fitted reward (paper Sec. "
+                   "4.2); features: encoder of the env's base features + linear reward, the "
+                   "transferable model (paper Sec. 5.1).")
 @click.option("--steps", type=int, default=None,
               help="Environment steps per seed [default: the env's preset].")
 @click.option("--seeds", type=int, default=1, show_default=True,

@@ -19,9 +19,11 @@ def _friendly(fn):
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="File to write (.reward, or .onnx with --format onnx).")
-@click.option("--form", type=click.Choice(["composite", "fitted"]), default="composite",
-              show_default=True, help="composite: the exact corrected reward (R_fit + the k "
-              "buffered discriminators); fitted: one network fitted to it (smaller, faster).")
+@click.option("--form", type=click.Choice(["composite", "fitted", "features"]), default=None,
+              help="composite [default for the fitted reward model]: the exact corrected "
+              "reward (R_fit + the k buffered discriminators); features [default for "
+              "--reward-model features]: base-feature encoder + linear weights, exact; "
+              "fitted: one network fitted to the run's reward (smaller, faster).")
 @click.option("--format", "fmt", type=click.Choice(["safetensors", "onnx"]),
               default="safetensors", show_default=True)
 @click.option("--seed-index", type=int, default=0, show_default=True,
@@ -43,7 +45,7 @@ def _export(run, output, form, fmt, seed_index, fit_steps):
     if fit_steps is not None:
         fit = export_lib.FitSettings(num_steps=fit_steps)
     header = export_lib.export(run, output, form=form, seed_index=seed_index, fit=fit, fmt=fmt)
-    click.echo(f"wrote {output}: {form} reward for {header['env']['name']} "
+    click.echo(f"wrote {output}: {header['form']} reward for {header['env']['name']} "
                f"({output.stat().st_size / 1e6:.1f} MB)")
     for source, err in header.get("fit_error", {}).get("held_out", {}).items():
         click.echo(f"  fit error on held-out {source}: rmse {err['rmse']:.4g} "

@@ -32,6 +32,8 @@ import numpy as np
 from flax import struct
 
 from trirl.envs._mjx import mjx, mujoco
+from trirl.errors import TrirlError
+from trirl.rewards import features as features_lib
 
 
 @struct.dataclass
@@ -153,7 +155,10 @@ class Env:
     description: str = ""
     config_class: type = EnvConfig
     obs_names: tuple[str, ...] = ()
-    feature_names: tuple[str, ...] = ()
+    # Base features for the feature-based reward (paper App. B) as data, see
+    # trirl.rewards.features: ((name, "obs" | "next_obs" | "action", index) or
+    # (name, "action_sq_sum")), so a .reward file can carry them without code.
+    feature_terms: tuple[tuple, ...] = ()
 
     def __init__(self, config: Optional[EnvConfig] = None):
         self.config = config if config is not None else self.config_class()
@@ -186,10 +191,24 @@ class Env:
     def _terminated(self, arrays: PhysicsArrays) -> jax.Array:
         raise NotImplementedError
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(term[0] for term in self.feature_terms)
+
+    @property
+    def feature_spec(self) -> list[dict]:
+        """``feature_terms`` as the JSON spec of ``trirl.rewards.features``."""
+        return features_lib.spec_of(self.feature_terms)
+
     def features(self, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
-        """Named base features (``feature_names``) of a transition, from observations only,
-        so a feature-based reward can be evaluated outside trirl (paper App. B)."""
-        raise NotImplementedError
+        """Named base features (``feature_names``) of a transition ``(..., F)``, from
+        observations and the executed action only, so a feature-based reward can be
+        evaluated outside trirl (paper App. B)."""
+        if not self.feature_terms:
+            raise TrirlError(f"env {self.name!r} declares no base features; the feature-based "
+                             "reward needs them (use --reward-model fitted)")
+        return features_lib.evaluate(jnp, self.feature_spec, jnp.asarray(obs),
+                                     jnp.asarray(action), jnp.asarray(next_obs))
 
     def _ctrl(self, action: jax.Array) -> jax.Array:
         """Map a clipped action to actuator controls (identity: ctrl = action)."""

@@ -111,7 +111,7 @@ class PointMaze(Env):
     description = "planar point mass reaches a goal behind a wall (gap at the top)"
     config_class = PointMazeConfig
     obs_names = ("particle_x", "particle_y", "goal_x", "goal_y")
-    feature_names = ("particle_x", "particle_y")
+    feature_terms = (("particle_x", "obs", 0), ("particle_y", "obs", 1))
 
     def _mjcf(self) -> str:
         return point_maze_mjcf(self.config)
@@ -136,9 +136,6 @@ class PointMaze(Env):
 
     def _terminated(self, arrays):
         return self._goal_distance(arrays) <= self.config.goal_radius
-
-    def features(self, obs, action, next_obs):
-        return obs[..., :2]
 
 
 class PointMazeFlipped(PointMaze):

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from trirl.errors import TrirlError
+from trirl.rewards import features
 
 FORMAT = "trirl.reward"
 FORMAT_VERSION = 1
 METADATA_KEY = "trirl_reward"
 FORMS = ("composite", "fitted", "features")
-INPUT_KINDS = ("sa", "ss", "sas")
+INPUT_KINDS = ("sa", "ss", "sas", "features")
 ACTIVATIONS = ("tanh", "relu", "elu", "silu")
 
 
@@ -147,9 +148,19 @@ def _check_network(path: Path, header: dict, name: str, tensors: dict, stacked: 
                                       "; re-export the file")
 
 
+def normalized_width(header: dict) -> int:
+    """Width of the normalised part: the observation, or the base features."""
+    if header["inputs"]["kind"] == "features":
+        return len(header["features"])
+    return header["env"]["observation_size"]
+
+
 def input_width(header: dict) -> int:
     obs, act = header["env"]["observation_size"], header["env"]["action_size"]
-    state = obs + int(header["inputs"]["absorbing_indicator"])
+    indicator = int(header["inputs"]["absorbing_indicator"])
+    if header["inputs"]["kind"] == "features":
+        return len(header["features"]) + indicator
+    state = obs + indicator
     return {"sa": state + act, "ss": 2 * state, "sas": 2 * state + act}[header["inputs"]["kind"]]
 
 
@@ -172,9 +183,6 @@ def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
     form = _get(path, header, "form", str)
     if form not in FORMS:
         _fail(path, "form", f"is {form!r}, not one of {', '.join(FORMS)}", "upgrade trirl")
-    if form == "features":
-        _fail(path, "form", "is 'features', which this trirl version cannot evaluate yet",
-              "export the run with --form composite or fitted")
     obs = _get(path, header, "env.observation_size", int)
     act = _get(path, header, "env.action_size", int)
     _get(path, header, "env.name", str)
@@ -197,17 +205,28 @@ def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
     if not beta > 0:
         _fail(path, "beta", f"is {beta}, it must be > 0")
     _get(path, header, "absorbing_reward", (int, float))
+    if kind == "features":
+        problem = features.spec_problem(header.get("features"), obs, act)
+        if problem:
+            _fail(path, "features", problem)
+    elif form == "features":
+        _fail(path, "inputs.kind", f"is {kind!r}, but the features form reads base features "
+              "(kind 'features')")
+    norm = normalized_width(header)
     if header["inputs"]["normalize"]:
         for key in ("normalizer/mean", "normalizer/std"):
             if key not in tensors:
                 raise RewardFileError(f"{path}: tensor {key!r} is missing; the file is "
                                       "incomplete, re-export it")
-            if tuple(tensors[key].shape) != (obs,):
+            if tuple(tensors[key].shape) != (norm,):
                 raise RewardFileError(f"{path}: tensor {key!r} has shape "
-                                      f"{list(tensors[key].shape)}, expected [{obs}]; re-export")
+                                      f"{list(tensors[key].shape)}, expected [{norm}]; re-export")
     width = input_width(header)
     if form == "fitted":
         _check_network(path, header, "fit", tensors, None, width)
+        return
+    if form == "features":
+        _check_network(path, header, "reward", tensors, None, width)
         return
     base = _get(path, header, "composite.base", str)
     if base not in ("fit", "zero"):

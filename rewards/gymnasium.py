@@ -48,7 +48,7 @@ class LearnedReward(gymnasium.Wrapper):
             raise ValueError(f"{self.reward.path}: the env's observation space "
                              f"{env.observation_space} is not a flat Box; flatten it first")
         self.reward.check_observations(int(shape[0]), where="the gymnasium env")
-        if self.reward.inputs in ("sa", "sas"):
+        if self.reward.reads_action:
             act_shape = getattr(env.action_space, "shape", None)
             if act_shape is None or tuple(act_shape) != (self.reward.action_size,):
                 raise ValueError(f"{self.reward.path}: the reward reads {self.reward.action_size}"

@@ -93,6 +93,20 @@ def _state_slot(g: _Graph, reward: Reward, s: str, flag: str | None) -> list[str
     return [s, g.op("Cast", col, to=g.onnx.TensorProto.FLOAT)]
 
 
+def _features(g: _Graph, spec: list, action: str | None) -> str:
+    """The base features [N, F] of ``trirl.rewards.features.evaluate``, column by column."""
+    columns = []
+    for term in spec:
+        if term["term"] == "action_sq_sum":
+            columns.append(g.op("ReduceSum", g.op("Mul", action, action),
+                                g.const(np.array([1], np.int64)), keepdims=1))
+        else:
+            source = {"obs": "obs", "next_obs": "next_obs", "action": action}[term["term"]]
+            columns.append(g.op("Gather", source, g.const(np.array([term["index"]], np.int64)),
+                                axis=1))
+    return g.op("Concat", *columns, axis=1, hint="features")
+
+
 def to_onnx(reward: Reward):
     """The ``onnx.ModelProto`` of ``reward``."""
     import onnx
@@ -102,8 +116,8 @@ def to_onnx(reward: Reward):
     kind = reward.inputs
     obs_n, act_n = reward.observation_size, reward.action_size
     graph_inputs = [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["N", obs_n])]
-    parts = _state_slot(g, reward, "obs", None)
-    if kind in ("sa", "sas"):
+    action = None
+    if reward.reads_action:
         graph_inputs.append(helper.make_tensor_value_info("action", TensorProto.FLOAT,
                                                           ["N", act_n]))
         action = "action"
@@ -111,16 +125,23 @@ def to_onnx(reward: Reward):
         if "action_low" in env:  # the executed action, as the env clips it
             action = g.op("Min", g.op("Max", action, g.const(np.float32(env["action_low"]))),
                           g.const(np.float32(env["action_high"])))
-        parts.append(action)
-    if kind in ("ss", "sas"):
-        graph_inputs += [helper.make_tensor_value_info("next_obs", TensorProto.FLOAT,
-                                                       ["N", obs_n]),
-                         helper.make_tensor_value_info("absorbing", TensorProto.BOOL, ["N"])]
-        parts += _state_slot(g, reward, "next_obs", "absorbing")
+    if reward.reads_next_obs:
+        graph_inputs.append(helper.make_tensor_value_info("next_obs", TensorProto.FLOAT,
+                                                          ["N", obs_n]))
+    if kind == "features":
+        parts = _state_slot(g, reward, _features(g, reward.header["features"], action), None)
+    else:
+        parts = _state_slot(g, reward, "obs", None)
+        if kind in ("sa", "sas"):
+            parts.append(action)
+        if kind in ("ss", "sas"):
+            graph_inputs.append(helper.make_tensor_value_info("absorbing", TensorProto.BOOL,
+                                                              ["N"]))
+            parts += _state_slot(g, reward, "next_obs", "absorbing")
     x = g.op("Concat", *parts, axis=1, hint="x")
     header = reward.header
-    if header["form"] == "fitted":
-        r = _mlp(g, reward, "fit", x)
+    if header["form"] in ("fitted", "features"):
+        r = _mlp(g, reward, "fit" if header["form"] == "fitted" else "reward", x)
     else:
         comp = header["composite"]
         beta = np.float32(header["beta"])

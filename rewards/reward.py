@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from trirl.rewards import _file
+from trirl.rewards import _file, features
 
 
 def _activation(xp, name: str) -> Callable:
@@ -58,13 +58,17 @@ def _state_slot(xp, header: dict, tensors: dict, s, is_abs):
 def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_absorbing,
                 obs_absorbing):
     """The network input of a batch of transitions (rows of ``trirl.discriminator``'s
-    ``disc_input``: "sa" [s, i, a], "ss" [s, i, s', i'], "sas" [s, i, a, s', i'])."""
+    ``disc_input``: "sa" [s, i, a], "ss" [s, i, s', i'], "sas" [s, i, a, s', i']; or of
+    the feature-based learner: "features" [f, i], f zeroed in s_a)."""
     kind = header["inputs"]["kind"]
-    parts = _state_slot(xp, header, tensors, obs, obs_absorbing)
-    if kind in ("sa", "sas") and "action_low" in header["env"]:
+    if "action_low" in header["env"]:
         # The reward judges the executed action: the env clips to these bounds.
         action = xp.clip(action, xp.asarray(header["env"]["action_low"], xp.float32),
                          xp.asarray(header["env"]["action_high"], xp.float32))
+    if kind == "features":
+        f = features.evaluate(xp, header["features"], obs, action, next_obs)
+        return xp.concatenate(_state_slot(xp, header, tensors, f, obs_absorbing), axis=-1)
+    parts = _state_slot(xp, header, tensors, obs, obs_absorbing)
     if kind in ("sa", "sas"):
         if header["inputs"]["absorbing_indicator"]:
             action = xp.where(obs_absorbing[:, None], 0.0, action)
@@ -77,9 +81,11 @@ def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_abs
 def program(xp, header: dict, tensors: dict, x):
     """Reward of network inputs x (N, D) -> (N,), in units of r / beta."""
     nets = header["networks"]
-    if header["form"] == "fitted":
-        fit = nets["fit"]
-        return mlp(xp, tensors, "fit", len(fit["layers"]) - 1, fit["activation"], x)
+    if header["form"] in ("fitted", "features"):
+        # features: the encoder's layers, then the linear reward weights (already / beta).
+        name = "fit" if header["form"] == "fitted" else "reward"
+        net = nets[name]
+        return mlp(xp, tensors, name, len(net["layers"]) - 1, net["activation"], x)
     beta = xp.asarray(header["beta"], xp.float32)
     comp = header["composite"]
     if comp["base"] == "fit":
@@ -135,8 +141,20 @@ class Reward:
 
     @property
     def inputs(self) -> str:
-        """"sa", "ss" or "sas": which of action and next observation the reward reads."""
+        """"sa", "ss", "sas" or "features": what the reward's network reads."""
         return self.header["inputs"]["kind"]
+
+    @property
+    def reads_action(self) -> bool:
+        if self.inputs == "features":
+            return any(t["term"] in ("action", "action_sq_sum") for t in self.header["features"])
+        return self.inputs in ("sa", "sas")
+
+    @property
+    def reads_next_obs(self) -> bool:
+        if self.inputs == "features":
+            return any(t["term"] == "next_obs" for t in self.header["features"])
+        return self.inputs in ("ss", "sas")
 
     @property
     def form(self) -> str:
@@ -175,14 +193,14 @@ class Reward:
     def _arguments(self, obs, action, next_obs, absorbing):
         obs = self._batch("obs", obs, self.observation_size, None)
         lead = obs.shape[:-1]
-        if self.inputs in ("sa", "sas"):
+        if self.reads_action:
             if action is None:
                 raise ValueError(f"{self._where()}: this reward reads actions "
                                  f"(inputs {self.inputs!r}); pass action=")
             action = self._batch("action", action, self.action_size, lead)
         else:
             action = np.zeros(lead + (self.action_size,), np.float32)
-        if self.inputs in ("ss", "sas"):
+        if self.reads_next_obs:
             if next_obs is None:
                 raise ValueError(f"{self._where()}: this reward reads next observations "
                                  f"(inputs {self.inputs!r}); pass next_obs=")

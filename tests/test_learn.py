@@ -320,7 +320,8 @@ def test_bad_input_exits_2_with_one_line(files, case):
         "bad_file": ("--demos", files["bad"]),
         "obs_only_sa": ("--demos", files["obs_only"], "--inputs", "sa"),
         "wrong_env": ("--demos", files["demos"], "--env", "point_maze_flipped"),
-        "features_reward": ("--demos", files["demos"], "--reward-model", "features"),
+        "features_reward": ("--demos", files["demos"], "--reward-model", "features",
+                            "--variant", "retrospective_eta"),
         "bad_setting": ("--demos", files["demos"], "--set", "learning_rate=1e-4"),
     }[case]
     result = _cli("learn", "--run-dir", run_dir, "--steps", STEPS, *extra)
@@ -328,7 +329,7 @@ def test_bad_input_exits_2_with_one_line(files, case):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("trirl: error: "), result.output
     expect = {"bad_file": "not a readable .npz", "obs_only_sa": "actions",
-              "wrong_env": "point_maze_flipped", "features_reward": "fitted",
+              "wrong_env": "point_maze_flipped", "features_reward": "max_eta",
               "bad_setting": "ppo.learning_rate"}[case]
     assert expect in lines[0]
     assert not run_dir.exists()  # nothing half-written

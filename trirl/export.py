@@ -9,6 +9,9 @@ Forms (``docs/reward-format.md``):
 * ``fitted`` -- one network regressed on the composite reward over expert transitions,
   rollouts of the final policy and rollouts of a freshly initialised policy (the states
   a re-optimisation starts from), with the held-out fit error of each in the header.
+* ``features`` -- a run of the feature-based reward model (``trirl.feature_reward``):
+  the env's base-feature spec, the encoder (the discriminator's hidden layers) and the
+  corrected linear weights as its output layer. Exact, like ``composite``.
 
 The reward is exported in the policy's units, ``r / beta`` (see ``trirl.learn``).
 """
@@ -30,7 +33,7 @@ from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
 from trirl.rewards import _file
 
-FORMS = ("composite", "fitted")
+FORMS = ("composite", "fitted", "features")
 NORMALIZE_CLIP = 10.0  # trirl.normalizer.normalize's default, used by the learner
 
 
@@ -77,7 +80,8 @@ class RunReward:
     """The final learned reward of one seed of a TRIRL run, as the learner holds it."""
 
     session: Any  # trirl.learn.Session
-    buffer: rb.RewardBuffer
+    buffer: Any  # rb.RewardBuffer, or feature_reward.LinearReward (features model)
+    disc_params: Any  # the newest discriminator (the features model's encoder)
     disc_stats: normalizer.RunningStats
     ppo_state: Any  # that seed's PPOState (for the fitted form's rollouts)
     iterations: int
@@ -85,8 +89,8 @@ class RunReward:
 
     def corrected(self, x: jax.Array) -> jax.Array:
         """The learner's corrected reward / beta on discriminator inputs x (N, D)."""
-        cfg = self.session.config
-        return rb.corrected_reward(self.buffer, x, cfg.beta, cfg.eps) / cfg.beta
+        learner = self.session.learner
+        return learner.corrected_reward(self.buffer, self.disc_params, x) / learner.beta
 
 
 def load_run_reward(run_dir: Path, seed_index: int = 0) -> RunReward:
@@ -102,7 +106,8 @@ def load_run_reward(run_dir: Path, seed_index: int = 0) -> RunReward:
     state, _ = load_state(run_dir, like)
     pick = lambda tree: jax.tree.map(lambda a: a[seed_index], tree)  # noqa: E731
     ppo_state = pick(state.ppo)
-    return RunReward(session=session, buffer=pick(state.buffer), disc_stats=pick(state.disc_stats),
+    return RunReward(session=session, buffer=pick(state.buffer),
+                     disc_params=pick(state.disc_params), disc_stats=pick(state.disc_stats),
                      ppo_state=ppo_state, iterations=int(ppo_state.iteration),
                      seed_index=seed_index)
 
@@ -120,14 +125,17 @@ def _base_header(rr: RunReward, form: str) -> dict:
                 "action_low": [float(v) for v in env.action_low],
                 "action_high": [float(v) for v in env.action_high],
                 "overrides": run.config.get("env_overrides", {})},
-        "inputs": {"kind": cfg.inputs, "absorbing_indicator": cfg.disc.use_absorbing,
+        "inputs": {"kind": "features" if cfg.features else cfg.inputs,
+                   "absorbing_indicator": cfg.disc.use_absorbing,
                    "normalize": cfg.normalize_disc_inputs, "clip": NORMALIZE_CLIP},
+        **({"features": env.feature_spec} if cfg.features else {}),
         "beta": float(cfg.beta),
         "units": "r / beta: the learner's reward divided by beta, the units its policy was "
                  "trained in (PPO with entropy coefficient 1 / beta)",
         "gamma": float(cfg.ppo.gamma),
         "provenance": {
-            "algorithm": "trirl", "variant": cfg.variant, "k": cfg.capacity, "eps": cfg.eps,
+            "algorithm": "trirl", "variant": cfg.variant,
+            "k": None if cfg.features else cfg.capacity, "eps": cfg.eps,
             "reward_model": cfg.reward_model, "iterations": rr.iterations,
             "env_steps": rr.iterations * cfg.ppo.batch_size, "seed": run.config["seed"],
             "seed_index": rr.seed_index, "run": run.run_dir.name,
@@ -187,17 +195,33 @@ def composite(rr: RunReward) -> tuple[dict, dict]:
     return header, tensors
 
 
+def features(rr: RunReward) -> tuple[dict, dict]:
+    """``(header, tensors)`` of the features form: the base-feature spec, the encoder
+    and the corrected linear weights (``/ beta``) as the network's output layer."""
+    beta = rr.session.config.beta
+    layers = _layers(rr.disc_params, "reward")
+    last = len(layers) // 2 - 1
+    layers[f"reward/layer{last}/kernel"] = np.asarray(rr.buffer.theta, np.float32)[:, None] / beta
+    layers[f"reward/layer{last}/bias"] = np.asarray(rr.buffer.bias, np.float32)[None] / beta
+    tensors = {**_normalizer_tensors(rr), **layers}
+    header = _base_header(rr, "features")
+    header["networks"] = {"reward": _network(layers, "reward", rr.session.config.disc.activation)}
+    header["absorbing_reward"] = _absorbing_reward(rr)
+    return header, tensors
+
+
 def _absorbing_reward(rr: RunReward) -> float:
     if not rr.session.config.disc.use_absorbing:
         return 0.0
     return float(rr.corrected(rr.session.learner._absorbing_x()[None])[0])
 
 
-def export(run_dir: Path, output: Path, *, form: str = "composite", seed_index: int = 0,
+def export(run_dir: Path, output: Path, *, form: Optional[str] = None, seed_index: int = 0,
            fit: FitSettings = FitSettings(), fmt: str = "safetensors") -> dict:
     """Write the reward of a TRIRL run (or convert a ``.reward`` file to ONNX) to
-    ``output``; returns the header written."""
-    if form not in FORMS:
+    ``output``; returns the header written. ``form`` defaults to the run's exact form:
+    ``features`` for the features reward model, ``composite`` otherwise."""
+    if form is not None and form not in FORMS:
         raise TrirlError(f"--form {form!r} is not one of {', '.join(FORMS)}")
     if fmt not in ("safetensors", "onnx"):
         raise TrirlError(f"--format {fmt!r} is not one of safetensors, onnx")
@@ -213,7 +237,14 @@ def export(run_dir: Path, output: Path, *, form: str = "composite", seed_index: 
         onnx_export.save(reward, output)
         return reward.header
     rr = load_run_reward(run_dir, seed_index)
-    header, tensors = composite(rr) if form == "composite" else fitted(rr, fit)
+    exact = "features" if rr.session.config.features else "composite"
+    form = exact if form is None else form
+    if form in ("composite", "features") and form != exact:
+        model = "features" if form == "features" else "fitted"
+        raise TrirlError(f"{run_dir}: --form {form} needs a run of the {model} reward model and "
+                         f"this run's exact form is {exact}; use --form {exact} or fitted")
+    header, tensors = {"composite": composite, "features": features}[form](rr) \
+        if form != "fitted" else fitted(rr, fit)
     if fmt == "onnx":
         from trirl.rewards import onnx_export
         from trirl.rewards.reward import Reward
@@ -250,7 +281,7 @@ def fitted(rr: RunReward, fit: FitSettings) -> tuple[dict, dict]:
     regressed on the composite reward, with held-out errors per sample source."""
     if fit.num_steps < 1 or fit.rollouts < 1 or not 0.0 < fit.holdout < 1.0:
         raise TrirlError(f"fitted export settings out of range: {fit}")
-    buffer_cfg = rr.buffer.cfg
+    run_cfg = rr.session.config
     key_init, key_fresh, key_fit = jax.random.split(jax.random.PRNGKey(rr.seed_index), 3)
     sources = _fit_samples(rr, fit, key_fresh)
     corrected = jax.jit(rr.corrected)
@@ -263,7 +294,7 @@ def fitted(rr: RunReward, fit: FitSettings) -> tuple[dict, dict]:
         train_x.append(x[idx[cut:]])
     x_train = jnp.asarray(np.concatenate(train_x))
     y_train = corrected(x_train)
-    cfg = dataclasses.replace(buffer_cfg.fit, num_steps=fit.num_steps,
+    cfg = dataclasses.replace(run_cfg.fit, num_steps=fit.num_steps,
                               learning_rate=fit.learning_rate, minibatch_size=fit.minibatch_size)
     params = rb.fit_init(cfg, key_init, x_train.shape[-1])
     params, _, metrics = rb.fit_reward(cfg, params, rb.fit_init_opt_state(cfg, params),
@@ -282,5 +313,5 @@ def fitted(rr: RunReward, fit: FitSettings) -> tuple[dict, dict]:
                            "settings": dataclasses.asdict(fit),
                            "target": "composite reward of the same run and seed"}
     header["absorbing_reward"] = float(predict(rr.session.learner._absorbing_x()[None])[0]) \
-        if buffer_cfg.disc.use_absorbing else 0.0
+        if run_cfg.disc.use_absorbing else 0.0
     return header, tensors

@@ -65,6 +65,7 @@ import trirl
 from trirl import demos as demos_lib
 from trirl import discriminator as disc
 from trirl import envs, normalizer, trpl
+from trirl import feature_reward as fr
 from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustRegionConfig, all_finite
@@ -73,7 +74,7 @@ Params = Any
 
 VARIANTS = ("max_eta", "tr_loss", "retrospective_eta", "no_fit")
 INPUTS = ("sa", "ss", "sas")
-REWARD_MODELS = ("fitted",)
+REWARD_MODELS = ("fitted", "features")
 ETA_SCHEDULES = ("linear", "constant")
 DEMOS_FILE = "demos.npz"  # the run's own copy of its demonstrations
 GAP_SAMPLES = 512  # rows per side for the reward-gap metric (progress_metrics)
@@ -100,7 +101,11 @@ class TRIRLConfig:
       inputs: discriminator inputs: "sa" = D(s, a) (needs demo actions), "ss" = D(s, s')
         for observation-only demos (paper Sec. 4.4), "sas" = D(s, a, s'). The
         discriminator config's ``inputs`` always follows this field.
-      reward_model: "fitted" only (the "features" model is not implemented yet).
+      reward_model: "fitted" -- discriminators on the transition (``inputs``), the
+        buffer of k of them and R_fit (paper Sec. 4.2); "features" -- discriminators on
+        the env's named base features with a reward linear in their encoding, corrected
+        exactly in the linear weights (``trirl.feature_reward``; paper Sec. 5.1). The
+        features model has no buffer, so ``capacity`` and ``fit`` do not apply.
       eps: reward step size epsilon [0.45, 0.75].
       capacity: discriminator buffer capacity k [80, 120].
       eta_init: penalty weight of the ``tr_loss`` variant [60, 100].
@@ -134,10 +139,11 @@ class TRIRLConfig:
         choose("variant", self.variant, VARIANTS)
         choose("inputs", self.inputs, INPUTS)
         choose("eta_schedule", self.eta_schedule, ETA_SCHEDULES)
-        if self.reward_model not in REWARD_MODELS:
-            raise TrirlError(f"TRIRL reward model {self.reward_model!r} is not implemented; only "
-                             "'fitted' is available (the feature-based reward is a separate "
-                             "issue)")
+        choose("reward_model", self.reward_model, REWARD_MODELS)
+        if self.reward_model == "features" and self.variant not in ("max_eta", "tr_loss"):
+            raise TrirlError(f"TRIRL variant {self.variant!r} keeps per-member step sizes, which "
+                             "the features reward model does not have; use variant max_eta or "
+                             "tr_loss with --reward-model features")
         if not 0.0 < self.eps <= 1.0:
             raise TrirlError(f"TRIRL eps={self.eps} must be in (0, 1] (paper: 0.45 - 0.75)")
         if self.capacity < 0:
@@ -157,6 +163,10 @@ class TRIRLConfig:
     def beta(self) -> float:
         """Inverse temperature of the IRL objective, ``1 / ppo.entropy_coef``."""
         return 1.0 / self.ppo.entropy_coef
+
+    @property
+    def features(self) -> bool:
+        return self.reward_model == "features"
 
     @property
     def retrospective(self) -> bool:
@@ -202,9 +212,9 @@ class TRIRLState:
     ppo: PPOState
     disc_params: Params
     disc_opt_state: optax.OptState
-    buffer: rb.RewardBuffer
-    fit_opt_state: optax.OptState
-    disc_stats: normalizer.RunningStats
+    buffer: rb.RewardBuffer | fr.LinearReward  # by reward model: fitted | features
+    fit_opt_state: optax.OptState  # () for the features model
+    disc_stats: normalizer.RunningStats  # of observations, or of base features
     policies: Optional[Params]  # retrospective eta: per slot ((actor, obs_stats) before, after)
     key: jax.Array
 
@@ -213,7 +223,7 @@ class TRIRLState:
 class RewardParams:
     """Parameters of the learned reward one policy update optimises."""
 
-    buffer: rb.RewardBuffer
+    buffer: rb.RewardBuffer | fr.LinearReward
     disc_params: Params  # the newest discriminator D^(i), not yet in the buffer
     disc_stats: normalizer.RunningStats
     etas: Optional[jax.Array]  # retrospective: per slot and rollout state, (k, T, num_envs)
@@ -248,7 +258,16 @@ class TRIRL:
         self.buffer_cfg = config.buffer
         self.disc_cfg = self.buffer_cfg.disc
         self.beta = config.beta
-        self.input_dim = disc.input_dim(self.disc_cfg, env.observation_size, env.action_size)
+        self.features = config.features
+        if self.features:
+            self.feature_size = len(env.feature_terms)
+            self.input_dim = self.feature_size + int(self.disc_cfg.use_absorbing)
+            if not env.feature_terms:
+                raise TrirlError(f"env {env.name!r} declares no base features; the features "
+                                 "reward model needs them (use --reward-model fitted)")
+        else:
+            self.input_dim = disc.input_dim(self.disc_cfg, env.observation_size,
+                                            env.action_size)
         self.reward = LearnedReward(self.reward_fn, self.absorbing_reward)
         self.ppo = PPO(env, config.policy_ppo, reward=self.reward)
         # Absorbing-state rows added to R_fit's regression set: about one per episode.
@@ -267,13 +286,42 @@ class TRIRL:
         reward can chase the discriminators' extrapolation to out-of-range actions that
         have no effect on the env (demo actions are in range)."""
         action = jnp.clip(action, self.env.action_low, self.env.action_high)
+        if self.features:
+            return self._feature_x(stats, obs, action, next_obs)
         if self.config.normalize_disc_inputs:
             obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
         return disc.disc_input(self.disc_cfg, obs, action, next_obs,
                                next_absorbing=next_absorbing)
 
+    def _feature_x(self, stats, obs, action, next_obs) -> jax.Array:
+        """Features model: ``[normalised base features, 0]`` (the indicator is 1 only in
+        the absorbing state, whose features are zeroed: ``_absorbing_x``)."""
+        f = self.env.features(obs, action, next_obs)
+        if self.config.normalize_disc_inputs:
+            f = normalizer.normalize(stats, f)
+        if not self.disc_cfg.use_absorbing:
+            return f
+        return jnp.concatenate([f, jnp.zeros(f.shape[:-1] + (1,), f.dtype)], axis=-1)
+
     def _absorbing_x(self) -> jax.Array:
+        if self.features:
+            return jnp.zeros((self.input_dim,), jnp.float32).at[-1].set(1.0)
         return disc.absorbing_input(self.disc_cfg, self.env.observation_size, self.env.action_size)
+
+    def corrected_reward(self, buffer, disc_params: Params, x: jax.Array) -> jax.Array:
+        """The corrected reward (Alg. 2 lines 19-23; learner units) of inputs x (N, D)."""
+        if self.features:
+            return fr.corrected_reward(buffer, fr.encode(self.disc_cfg, disc_params, x))
+        return rb.corrected_reward(buffer, x, self.beta, self.config.eps)
+
+    def _intermediate(self, params: RewardParams, x: jax.Array, etas=None) -> jax.Array:
+        """Alg. 2 line 24 (learner units) of inputs x (N, D)."""
+        if self.features:
+            z = fr.encode(self.disc_cfg, params.disc_params, x)
+            return fr.intermediate_reward(params.buffer, params.disc_params, z, self.beta,
+                                          self.config.eps)
+        return rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
+                                      disc.logits(self.disc_cfg, params.disc_params, x), etas)
 
     def _with_absorbing(self, x: jax.Array, absorbing: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A sampling pool: rows ``x`` (N, D), then one absorbing sample per terminal
@@ -293,19 +341,14 @@ class TRIRL:
         # Explicit sizes, not -1: with k = 0 the etas are empty and -1 is ambiguous.
         etas = None if params.etas is None else params.etas.reshape(params.etas.shape[0],
                                                                      x.shape[0])
-        r = rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
-                                   disc.logits(self.disc_cfg, params.disc_params, x), etas)
-        return (r / self.beta).reshape(shape)
+        return (self._intermediate(params, x, etas) / self.beta).reshape(shape)
 
     def absorbing_reward(self, params: RewardParams) -> jax.Array:
         """r(s_a) of the intermediate reward / beta (0 without absorbing-state handling).
         Members keep their stored eta here: no policy acts in s_a."""
         if not self.disc_cfg.use_absorbing:
             return jnp.zeros((), jnp.float32)
-        x = self._absorbing_x()[None]
-        r = rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
-                                   disc.logits(self.disc_cfg, params.disc_params, x))
-        return r[0] / self.beta
+        return self._intermediate(params, self._absorbing_x()[None])[0] / self.beta
 
     # -- trust-region multipliers -----------------------------------------------------
 
@@ -337,7 +380,7 @@ class TRIRL:
 
     # -- progress metrics -------------------------------------------------------------
 
-    def progress_metrics(self, ppo_state: PPOState, rollout: Rollout, buffer: rb.RewardBuffer,
+    def progress_metrics(self, ppo_state: PPOState, rollout: Rollout, buffer, disc_params: Params,
                          x_agent: jax.Array, x_expert: jax.Array, key: jax.Array) -> dict:
         """How far the iteration moved, for ``metrics.jsonl``:
 
@@ -355,8 +398,8 @@ class TRIRL:
         kl = trpl.gaussian_kl(mean, std, rollout.mean, old_std)
         k_e, k_a = jax.random.split(key)
         pick = lambda k, x: x[jax.random.randint(k, (GAP_SAMPLES,), 0, x.shape[0])]  # noqa: E731
-        r_e = rb.corrected_reward(buffer, pick(k_e, x_expert), self.beta, self.config.eps)
-        r_a = rb.corrected_reward(buffer, pick(k_a, x_agent), self.beta, self.config.eps)
+        r_e = self.corrected_reward(buffer, disc_params, pick(k_e, x_expert))
+        r_a = self.corrected_reward(buffer, disc_params, pick(k_a, x_agent))
         r_e, r_a = jnp.mean(r_e) / self.beta, jnp.mean(r_a) / self.beta
         return {"policy_kl": jnp.mean(kl), "reward_expert": r_e, "reward_agent": r_a,
                 "reward_gap": r_e - r_a}
@@ -376,7 +419,16 @@ class TRIRL:
         k_ppo, k_disc, k_buf, key = jax.random.split(key, 4)
         ppo_state = self.ppo.init(k_ppo)
         disc_params = disc.init(self.disc_cfg, k_disc, self.input_dim)
-        buffer = rb.init(self.buffer_cfg, k_buf, self.input_dim)
+        if self.features:
+            buffer = fr.init(self.disc_cfg.hidden[-1])
+            fit_opt_state = ()
+            stats = normalizer.update(normalizer.init(self.feature_size), self.env.features(
+                expert.obs, jnp.clip(expert.actions, self.env.action_low, self.env.action_high),
+                expert.next_obs))
+        else:
+            buffer = rb.init(self.buffer_cfg, k_buf, self.input_dim)
+            fit_opt_state = rb.fit_init_opt_state(self.buffer_cfg.fit, buffer.fit_params)
+            stats = normalizer.update(normalizer.init(self.env.observation_size), expert.obs)
         policies = None
         if self.config.retrospective:
             k = self.buffer_cfg.capacity
@@ -385,9 +437,7 @@ class TRIRL:
         return TRIRLState(
             ppo=ppo_state, disc_params=disc_params,
             disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
-            buffer=buffer, fit_opt_state=rb.fit_init_opt_state(self.buffer_cfg.fit,
-                                                               buffer.fit_params),
-            disc_stats=normalizer.update(normalizer.init(self.env.observation_size), expert.obs),
+            buffer=buffer, fit_opt_state=fit_opt_state, disc_stats=stats,
             policies=policies, key=key)
 
     # -- one iteration ----------------------------------------------------------------
@@ -448,9 +498,17 @@ class TRIRL:
                 etas_fit = jnp.concatenate(
                     [etas_fit, jnp.broadcast_to(buffer.etas[:, None], (buffer.etas.shape[0], n))],
                     axis=1)
-        buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params, eta,
-                                                    x_fit, self.beta, cfg.eps, k_fit, etas_fit)
-        metrics.update(self.progress_metrics(ppo_state, rollout, buffer, x, x_e, k_gap))
+        if self.features:
+            buffer = fr.update(buffer, disc_params, eta, self.beta, cfg.eps)
+            fit_opt_state, fm = state.fit_opt_state, {"fit_mse": jnp.float32(0.0)}
+            size, fit_params = jnp.int32(0), buffer
+        else:
+            buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params,
+                                                        eta, x_fit, self.beta, cfg.eps, k_fit,
+                                                        etas_fit)
+            size, fit_params = buffer.count, buffer.fit_params
+        metrics.update(self.progress_metrics(ppo_state, rollout, buffer, disc_params, x, x_e,
+                                             k_gap))
 
         metrics.update(ep_stats)
         metrics.update(
@@ -458,9 +516,8 @@ class TRIRL:
             disc_expert_acc=dm["expert_acc"], disc_agent_acc=dm["agent_acc"],
             disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
             eta=eta, eps_tr=cfg.eps / (1.0 + eta), reward_std=jnp.std(rewards),
-            reward_absorbing=r_abs, fit_mse=fm["fit_mse"], buffer_size=buffer.count,
-            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params,
-                               buffer.fit_params)))
+            reward_absorbing=r_abs, fit_mse=fm["fit_mse"], buffer_size=size,
+            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params, fit_params)))
         state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
                            buffer=buffer, fit_opt_state=fit_opt_state,
                            disc_stats=state.disc_stats, policies=policies, key=key)
@@ -623,8 +680,13 @@ def config_from_dict(values: dict, source: str) -> TRIRLConfig:
 
 
 def load_demos(path, env: envs.Env, config: TRIRLConfig) -> demos_lib.Demos:
-    """Demos checked against ``env``; actions required unless the inputs are "ss"."""
-    return demos_lib.load(path, env=env, require_actions=config.inputs != "ss")
+    """Demos checked against ``env``; actions required when the discriminator reads them:
+    inputs "sa"/"sas", or base features with action terms for the features model."""
+    if config.features:
+        needs = any(term[1] in ("action", "action_sq_sum") for term in env.feature_terms)
+    else:
+        needs = config.inputs != "ss"
+    return demos_lib.load(path, env=env, require_actions=needs)
 
 
 def default_env(demos: Optional[Path]) -> str:

@@ -40,7 +40,7 @@ def learned_reward(reward: rewards.Reward) -> LearnedReward:
 def check_compatible(reward: rewards.Reward, env: envs.Env) -> None:
     """One-line error unless ``env`` produces what the reward reads."""
     reward.check_observations(env.observation_size, env.obs_names, where=f"env {env.name!r}")
-    if reward.inputs in ("sa", "sas") and reward.action_size != env.action_size:
+    if reward.reads_action and reward.action_size != env.action_size:
         raise rewards.RewardFileError(
             f"{reward.path}: the reward reads {reward.action_size} action values but env "
             f"{env.name!r} has {env.action_size}")

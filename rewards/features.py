@@ -1,0 +1,69 @@
+"""Base features of a transition, declared as data so any reader can compute them.
+
+A feature-based reward (paper Sec. 5.1, App. B) reads a few named quantities of a
+transition -- e.g. the particle position in Point Maze, the forward velocity and the
+action cost of a walker -- instead of the whole observation. trirl declares each env's
+features as a *spec*: a list of terms, each one of
+
+* ``{"name": ..., "term": "obs", "index": i}``: observation value ``i``;
+* ``{"name": ..., "term": "next_obs", "index": i}``: next-observation value ``i``;
+* ``{"name": ..., "term": "action", "index": i}``: action value ``i``;
+* ``{"name": ..., "term": "action_sq_sum"}``: ``sum_i a_i^2`` (an action cost).
+
+The same spec is written into a ``.reward`` file's header, and :func:`evaluate` runs
+under NumPy, JAX (the learner) or, node by node, ONNX -- so a reward file carries no
+code and the features it reads cannot differ between trainer and reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+TERMS = ("obs", "next_obs", "action", "action_sq_sum")
+INDEXED = ("obs", "next_obs", "action")
+
+
+def spec_of(terms: Sequence[tuple]) -> list[dict[str, Any]]:
+    """``(("particle_x", "obs", 0), ("ctrl", "action_sq_sum"))`` -> the JSON spec."""
+    out = []
+    for term in terms:
+        name, kind, *index = term
+        entry = {"name": str(name), "term": str(kind)}
+        if index:
+            entry["index"] = int(index[0])
+        out.append(entry)
+    return out
+
+
+def spec_problem(spec: Any, observation_size: int, action_size: int) -> str | None:
+    """Why ``spec`` cannot be evaluated for these sizes, or ``None`` when it can."""
+    if not isinstance(spec, list) or not spec:
+        return "must be a non-empty list of feature terms"
+    for i, term in enumerate(spec):
+        if not isinstance(term, dict) or not isinstance(term.get("name"), str):
+            return f"entry {i} is not an object with a string 'name'"
+        kind = term.get("term")
+        if kind not in TERMS:
+            return f"entry {i} ({term['name']}) has term {kind!r}, not one of {', '.join(TERMS)}"
+        if kind in INDEXED:
+            index = term.get("index")
+            size = action_size if kind == "action" else observation_size
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+                return (f"entry {i} ({term['name']}) needs an integer 'index' in "
+                        f"[0, {size}) for term {kind!r}")
+    return None
+
+
+def evaluate(xp, spec: list[dict[str, Any]], obs, action, next_obs):
+    """Features ``(..., len(spec))`` of transitions, in the array module ``xp``.
+
+    ``action`` must already be the executed (clipped) action."""
+    columns = []
+    for term in spec:
+        kind = term["term"]
+        if kind == "action_sq_sum":
+            columns.append(xp.sum(action * action, axis=-1))
+        else:
+            source = {"obs": obs, "next_obs": next_obs, "action": action}[kind]
+            columns.append(source[..., term["index"]])
+    return xp.stack(columns, axis=-1)

@@ -1,0 +1,176 @@
+"""The feature-based reward model: `trirl learn --reward-model features` and the
+`features` form of a `.reward` file.
+
+References: a float64 NumPy forward pass of the discriminator network (for the
+encoder/head split), the plain Alg. 2 recursion over function values in float64 (for
+the reward correction done in the linear weights), the learner's own corrected reward
+(for the exported file) and the env's feature definition (position only in Point Maze).
+"""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from trirl import discriminator as disc
+from trirl import export, rewards
+from trirl import feature_reward as fr
+from trirl.rewards import _file, features
+
+from numpy_reference import np_scalar
+from test_learn import _cli, _learn_args, _synthetic_demos
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+CFG = disc.DiscriminatorConfig(hidden=(8, 6), activation="tanh")
+
+
+def test_encoder_and_head_are_the_discriminator_split():
+    params = disc.init(CFG, jax.random.PRNGKey(0), 3)
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    w, b = fr.head(params)
+    z = fr.encode(CFG, params, x)
+    assert z.shape == (16, 6)
+    np.testing.assert_allclose(np.asarray(z @ w + b), np.asarray(disc.logits(CFG, params, x)),
+                               **TOL)
+    np.testing.assert_allclose(np.asarray(z @ w + b),
+                               np_scalar(jax.tree.map(np.asarray, params), x), **TOL)
+
+
+def test_linear_correction_equals_the_recursion_on_function_values():
+    """theta-space updates == Alg. 2 lines 19-24 applied to the rewards themselves
+    (float64), when every D^(j) shares the encoder; the step is eps / (1 + eta)."""
+    rng = np.random.default_rng(1)
+    beta, eps, n = 50.0, 0.6, 7
+    params = disc.init(CFG, jax.random.PRNGKey(1), 3)
+    z = np.asarray(fr.encode(CFG, params, rng.normal(size=(32, 3)).astype(np.float32)),
+                   np.float64)
+    reward, r_ref = fr.init(6), np.zeros(32)
+    for j in range(n):
+        w, b = rng.normal(size=6), rng.normal()
+        eta = float(rng.choice([-0.5, 0.0, rng.uniform(0, 20)]))  # negative: clipped to 0
+        member = jax.tree.map(lambda p: p, params)
+        last = member["params"]["MLP_0"]["Dense_2"]
+        member["params"]["MLP_0"]["Dense_2"] = {"kernel": jnp.asarray(w[:, None], jnp.float32),
+                                                "bias": jnp.asarray([b], jnp.float32)}
+        assert last["kernel"].shape == (6, 1)
+        d = z @ np.float32(w) + np.float32(b)
+        # Line 24 before the update, then the update with this member's eta.
+        inter = fr.intermediate_reward(reward, member, jnp.asarray(z, jnp.float32), beta, eps)
+        np.testing.assert_allclose(np.asarray(inter), (1 - eps) * r_ref + eps * beta * d,
+                                   rtol=1e-5, atol=1e-3)
+        reward = fr.update(reward, member, jnp.float32(eta), beta, eps)
+        step = eps / (1.0 + max(eta, 0.0))
+        r_ref = (1 - step) * r_ref + step * beta * d
+        np.testing.assert_allclose(np.asarray(fr.corrected_reward(reward, jnp.asarray(
+            z, jnp.float32))), r_ref, rtol=1e-5, atol=1e-3)
+
+
+def test_feature_spec_problems_are_named():
+    assert features.spec_problem([{"name": "x", "term": "obs", "index": 0}], 4, 2) is None
+    assert "index" in features.spec_problem([{"name": "x", "term": "obs", "index": 4}], 4, 2)
+    assert "term" in features.spec_problem([{"name": "x", "term": "qpos", "index": 0}], 4, 2)
+    assert "non-empty" in features.spec_problem([], 4, 2)
+    spec = features.spec_of((("px", "obs", 0), ("vy", "next_obs", 1), ("a1", "action", 1),
+                             ("ctrl", "action_sq_sum")))
+    obs, nxt, act = np.arange(8.).reshape(2, 4), -np.arange(8.).reshape(2, 4), np.ones((2, 2))
+    np.testing.assert_array_equal(features.evaluate(np, spec, obs, act * [1, 3], nxt),
+                                  [[0, -1, 3, 10], [4, -5, 3, 10]])
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from trirl import demos as demos_lib
+    from trirl import envs
+
+    root = tmp_path_factory.mktemp("features")
+    demos_lib.save(root / "demos.npz", _synthetic_demos(envs.make("point_maze")))
+    result = _cli(*_learn_args(root / "demos.npz", root / "run", "--reward-model", "features"))
+    assert result.exit_code == 0, result.output
+    result = _cli("export", root / "run", "-o", root / "f.reward")
+    assert result.exit_code == 0, result.output
+    assert "features reward" in result.output
+    return {"root": root, "run": root / "run", "file": root / "f.reward",
+            "rr": export.load_run_reward(root / "run")}
+
+
+def _inputs(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(-0.4, 0.4, (n, 4)).astype(np.float32),
+            rng.uniform(-1.5, 1.5, (n, 2)).astype(np.float32))
+
+
+def test_run_learns_in_the_linear_weights(run):
+    rows = [json.loads(line) for line in (run["run"] / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["finite"] for r in rows)
+    rr = run["rr"]
+    assert isinstance(rr.buffer, fr.LinearReward) and rr.buffer.theta.shape == (8,)
+    assert float(jnp.abs(rr.buffer.theta).sum()) > 0  # corrected at least once
+
+
+def test_features_file_reproduces_the_learner_reward(run):
+    reward, rr = rewards.load(run["file"]), run["rr"]
+    assert reward.form == "features" and reward.inputs == "features"
+    assert [t["name"] for t in reward.header["features"]] == ["particle_x", "particle_y"]
+    obs, act = _inputs()
+    x = rr.session.learner.disc_x(rr.disc_stats, obs, act, obs, np.zeros(len(obs), bool))
+    got = reward(obs)  # Point Maze's features are positions: no action needed
+    np.testing.assert_allclose(got, np.asarray(rr.corrected(x)), **TOL)
+    # The reward reads the position only: the goal columns and the action do not matter.
+    moved = obs.copy()
+    moved[:, 2:] += 0.3
+    np.testing.assert_allclose(reward(moved, act), got, **TOL)
+    np.testing.assert_allclose(np.asarray(rr.corrected(rr.session.learner.disc_x(
+        rr.disc_stats, moved, -act, obs, np.zeros(len(obs), bool)))), got, **TOL)
+    # r(s_a): the header, the reader and the learner agree.
+    x_abs = rr.session.learner._absorbing_x()[None]
+    assert reward.absorbing_reward == pytest.approx(float(rr.corrected(x_abs)[0]), abs=1e-5)
+    assert reward.absorbing_reward == pytest.approx(reward.header["absorbing_reward"], abs=1e-6)
+    # JAX agrees with NumPy.
+    np.testing.assert_allclose(np.asarray(jax.jit(reward.as_jax())(obs)), got, **TOL)
+    assert (run["file"]).stat().st_size < 20_000  # tiny: an encoder and a weight vector
+
+
+def test_features_onnx_matches_numpy(run, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    reward = rewards.load(run["file"])
+    result = _cli("export", run["file"], "-o", tmp_path / "f.onnx", "--format", "onnx")
+    assert result.exit_code == 0, result.output
+    model = onnx.load(str(tmp_path / "f.onnx"))
+    assert [i.name for i in model.graph.input] == ["obs"]
+    obs, _ = _inputs(seed=2)
+    out = ReferenceEvaluator(model).run(None, {"obs": obs})[0]
+    np.testing.assert_allclose(out, reward(obs), **TOL)
+
+
+def test_wrong_form_and_bad_spec_are_one_line_errors(run, tmp_path):
+    result = _cli("export", run["run"], "-o", tmp_path / "c.reward", "--form", "composite")
+    assert result.exit_code == 2 and "--form features or fitted" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "c.reward").exists()
+    header, tensors = _file.read(run["file"])
+    header["features"][1]["index"] = 9
+    bad = tmp_path / "bad.reward"
+    header["tensors_sha256"] = _file.tensors_sha256(tensors)
+    save_file(tensors, str(bad), metadata={_file.METADATA_KEY: json.dumps(header)})
+    result = _cli("inspect", bad)
+    assert result.exit_code == 2
+    assert "'features'" in result.output and "index" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_fitted_form_of_a_features_run(run, tmp_path):
+    result = _cli("export", run["run"], "-o", tmp_path / "fit.reward", "--form", "fitted",
+                  "--fit-steps", 20)
+    assert result.exit_code == 0, result.output
+    reward = rewards.load(tmp_path / "fit.reward")
+    assert reward.form == "fitted" and reward.inputs == "features"
+    obs, _ = _inputs()
+    assert np.all(np.isfinite(reward(obs)))
