@@ -197,16 +197,17 @@ class Env:
 
     @property
     def feature_spec(self) -> list[dict]:
-        """``feature_terms`` as the JSON spec of ``trirl.rewards.features``."""
+        """``feature_terms`` as the JSON spec of ``trirl.rewards.features``; a one-line
+        error for an env that declares none."""
+        if not self.feature_terms:
+            raise TrirlError(f"env {self.name!r} declares no base features; the feature-based "
+                             "reward needs them (use --reward-model fitted)")
         return features_lib.spec_of(self.feature_terms)
 
     def features(self, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
         """Named base features (``feature_names``) of a transition ``(..., F)``, from
         observations and the executed action only, so a feature-based reward can be
         evaluated outside trirl (paper App. B)."""
-        if not self.feature_terms:
-            raise TrirlError(f"env {self.name!r} declares no base features; the feature-based "
-                             "reward needs them (use --reward-model fitted)")
         return features_lib.evaluate(jnp, self.feature_spec, jnp.asarray(obs),
                                      jnp.asarray(action), jnp.asarray(next_obs))
 

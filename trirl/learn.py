@@ -260,11 +260,9 @@ class TRIRL:
         self.beta = config.beta
         self.features = config.features
         if self.features:
-            self.feature_size = len(env.feature_terms)
+            # env.feature_spec fails here, before any compile, for an env without features.
+            self.feature_size = len(env.feature_spec)
             self.input_dim = self.feature_size + int(self.disc_cfg.use_absorbing)
-            if not env.feature_terms:
-                raise TrirlError(f"env {env.name!r} declares no base features; the features "
-                                 "reward model needs them (use --reward-model fitted)")
         else:
             self.input_dim = disc.input_dim(self.disc_cfg, env.observation_size,
                                             env.action_size)
@@ -285,13 +283,17 @@ class TRIRL:
         env executed, not the policy's raw sample. Otherwise a policy optimising a frozen
         reward can chase the discriminators' extrapolation to out-of-range actions that
         have no effect on the env (demo actions are in range)."""
-        action = jnp.clip(action, self.env.action_low, self.env.action_high)
+        action = self._executed(action)
         if self.features:
             return self._feature_x(stats, obs, action, next_obs)
         if self.config.normalize_disc_inputs:
             obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
         return disc.disc_input(self.disc_cfg, obs, action, next_obs,
                                next_absorbing=next_absorbing)
+
+    def _executed(self, action: jax.Array) -> jax.Array:
+        """The action the env executes: clipped to its bounds."""
+        return jnp.clip(action, self.env.action_low, self.env.action_high)
 
     def _feature_x(self, stats, obs, action, next_obs) -> jax.Array:
         """Features model: ``[normalised base features, 0]`` (the indicator is 1 only in
@@ -420,11 +422,10 @@ class TRIRL:
         ppo_state = self.ppo.init(k_ppo)
         disc_params = disc.init(self.disc_cfg, k_disc, self.input_dim)
         if self.features:
-            buffer = fr.init(self.disc_cfg.hidden[-1])
+            buffer = fr.init(fr.head(disc_params)[0].shape[0])  # the encoding's width
             fit_opt_state = ()
             stats = normalizer.update(normalizer.init(self.feature_size), self.env.features(
-                expert.obs, jnp.clip(expert.actions, self.env.action_low, self.env.action_high),
-                expert.next_obs))
+                expert.obs, self._executed(expert.actions), expert.next_obs))
         else:
             buffer = rb.init(self.buffer_cfg, k_buf, self.input_dim)
             fit_opt_state = rb.fit_init_opt_state(self.buffer_cfg.fit, buffer.fit_params)
@@ -439,6 +440,20 @@ class TRIRL:
             disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
             buffer=buffer, fit_opt_state=fit_opt_state, disc_stats=stats,
             policies=policies, key=key)
+
+    def _fit_rows(self, buffer: rb.RewardBuffer, x: jax.Array, etas: Optional[jax.Array]):
+        """R_fit's regression rows: the rollout's inputs (N, D) plus about one absorbing
+        row per episode, and (retrospective) the members' etas on those rows, (k, N')."""
+        etas_fit = None if etas is None else etas.reshape(etas.shape[0], x.shape[0])
+        if not self.num_fit_absorbing:
+            return x, etas_fit
+        n = self.num_fit_absorbing
+        x_fit = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), (n, self.input_dim))])
+        if etas_fit is not None:
+            etas_fit = jnp.concatenate(
+                [etas_fit, jnp.broadcast_to(buffer.etas[:, None], (buffer.etas.shape[0], n))],
+                axis=1)
+        return x_fit, etas_fit
 
     # -- one iteration ----------------------------------------------------------------
 
@@ -489,24 +504,16 @@ class TRIRL:
         if cfg.retrospective and self.buffer_cfg.capacity > 0:
             pair = ((ppo_before.actor, ppo_before.obs_stats), (ppo_state.actor, ppo_state.obs_stats))
             policies = jax.tree.map(lambda stack, p: stack.at[buffer.head].set(p), policies, pair)
-        x_fit = x
-        etas_fit = None if etas is None else etas.reshape(etas.shape[0], x.shape[0])
-        if self.num_fit_absorbing:
-            n = self.num_fit_absorbing
-            x_fit = jnp.concatenate([x, jnp.broadcast_to(self._absorbing_x(), (n, self.input_dim))])
-            if etas_fit is not None:
-                etas_fit = jnp.concatenate(
-                    [etas_fit, jnp.broadcast_to(buffer.etas[:, None], (buffer.etas.shape[0], n))],
-                    axis=1)
         if self.features:
             buffer = fr.update(buffer, disc_params, eta, self.beta, cfg.eps)
             fit_opt_state, fm = state.fit_opt_state, {"fit_mse": jnp.float32(0.0)}
-            size, fit_params = jnp.int32(0), buffer
+            size, reward_params = jnp.int32(0), buffer
         else:
+            x_fit, etas_fit = self._fit_rows(buffer, x, etas)
             buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params,
                                                         eta, x_fit, self.beta, cfg.eps, k_fit,
                                                         etas_fit)
-            size, fit_params = buffer.count, buffer.fit_params
+            size, reward_params = buffer.count, buffer.fit_params
         metrics.update(self.progress_metrics(ppo_state, rollout, buffer, disc_params, x, x_e,
                                              k_gap))
 
@@ -517,7 +524,7 @@ class TRIRL:
             disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
             eta=eta, eps_tr=cfg.eps / (1.0 + eta), reward_std=jnp.std(rewards),
             reward_absorbing=r_abs, fit_mse=fm["fit_mse"], buffer_size=size,
-            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params, fit_params)))
+            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params, reward_params)))
         state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
                            buffer=buffer, fit_opt_state=fit_opt_state,
                            disc_stats=state.disc_stats, policies=policies, key=key)
