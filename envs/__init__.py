@@ -1,4 +1,5 @@
-"""trirl environments on MuJoCo MJX: ``make(name, **overrides)`` and the registry.
+"""trirl environments on MuJoCo MJX: Point Maze and the Gymnasium v5 locomotion suite
+with the paper's transfer variants; ``make(name, **overrides)`` and the registry.
 
 >>> from trirl import envs
 >>> env = envs.make("point_maze", episode_length=50)
@@ -11,7 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 from trirl.envs.base import AutoReset, Env, EnvConfig, EnvState, MjxBackend, PhysicsArrays
+from trirl.envs.ant import Ant, AntDisabled
+from trirl.envs.half_cheetah import HalfCheetah, HalfCheetahMars, HalfCheetahWind
+from trirl.envs.hopper import Hopper
+from trirl.envs.humanoid import Humanoid
 from trirl.envs.point_maze import PointMaze, PointMazeConfig, PointMazeFlipped
+from trirl.envs.walker2d import Walker2d
 from trirl.errors import TrirlError
 
 __all__ = ["make", "names", "register", "registry", "Env", "EnvConfig", "EnvState",
@@ -53,5 +59,6 @@ def make(name: str, **overrides) -> Env:
     return env_class(dataclasses.replace(env_class.config_class(), **overrides))
 
 
-register(PointMaze)
-register(PointMazeFlipped)
+for _env_class in (PointMaze, PointMazeFlipped, HalfCheetah, HalfCheetahWind, HalfCheetahMars,
+                   Hopper, Walker2d, Ant, AntDisabled, Humanoid):
+    register(_env_class)

@@ -45,10 +45,15 @@ class PhysicsArrays:
       qvel: generalized velocities ``(nv,)``.
       xpos: body positions ``(nbody, 3)``.
       xquat: body orientations as quaternions ``(nbody, 4)``, w first.
+      xipos: body centre-of-mass positions ``(nbody, 3)``.
+      cinert: body inertias in the centre-of-mass frame ``(nbody, 10)`` (MuJoCo's
+        ``cinert`` layout).
       cvel: body velocities at the centre of mass, rotation first ``(nbody, 6)``.
       qfrc_actuator: actuator forces in joint space ``(nv,)``.
-      cfrc_ext: external (contact) wrenches per body ``(nbody, 6)``; backends that do
-        not compute them return zeros (documented per env in ``docs/envs.md``).
+      cfrc_ext: external (contact) wrenches per body at the centre of mass, rotation
+        first ``(nbody, 6)``, as ``mj_rnePostConstraint`` computes them. Computed only
+        for envs that declare ``uses_contact_forces`` (it costs a pass over all
+        bodies); zeros otherwise.
       time: simulation time ``()``.
     """
 
@@ -56,19 +61,35 @@ class PhysicsArrays:
     qvel: jax.Array
     xpos: jax.Array
     xquat: jax.Array
+    xipos: jax.Array
+    cinert: jax.Array
     cvel: jax.Array
     qfrc_actuator: jax.Array
     cfrc_ext: jax.Array
     time: jax.Array
 
+    @classmethod
+    def from_mjdata(cls, data: "mujoco.MjData") -> "PhysicsArrays":
+        """Copies of the same quantities from a MuJoCo C ``MjData`` (float64 NumPy), so
+        env definitions can be evaluated on C physics (tests, a C backend)."""
+        return cls(**{f.name: np.array(getattr(data, f.name)) for f in dataclasses.fields(cls)})
+
 
 class MjxBackend:
-    """MuJoCo MJX physics: ``init``/``step`` on ``mjx.Data`` and ``arrays`` to read it."""
+    """MuJoCo MJX physics: ``init``/``step`` on ``mjx.Data`` and ``arrays`` to read it.
 
-    def __init__(self, mj_model: mujoco.MjModel, frame_skip: int):
+    Derived quantities (body poses, velocities, forces) are those MuJoCo leaves in
+    ``mjData`` after ``mj_step``: computed at the start of the last physics step, before
+    its integration, exactly as Gymnasium's MuJoCo envs read them. ``cfrc_ext`` is filled
+    by ``rne_postconstraint`` after the last step, as Gymnasium v5 does, when
+    ``contact_forces`` is set.
+    """
+
+    def __init__(self, mj_model: mujoco.MjModel, frame_skip: int, contact_forces: bool = False):
         self.mj_model = mj_model
         self.model = mjx.put_model(mj_model)
         self.frame_skip = int(frame_skip)
+        self.contact_forces = bool(contact_forces)
         # One template, built once: make_data inside every jitted reset would rebuild
         # the same constant arrays at trace time for no gain.
         self._template = mjx.make_data(self.model)
@@ -80,21 +101,27 @@ class MjxBackend:
         """Physics state at (qpos, qvel) with all derived quantities computed."""
         data = self._template.replace(qpos=qpos.astype(self._template.qpos.dtype),
                                       qvel=qvel.astype(self._template.qvel.dtype))
-        return mjx.forward(self.model, data)
+        return self._post(mjx.forward(self.model, data))
 
     def step(self, data: Any, ctrl: jax.Array) -> Any:
         """Advance ``frame_skip`` physics steps holding ``ctrl``."""
         data = data.replace(ctrl=ctrl.astype(data.ctrl.dtype))
-        return jax.lax.fori_loop(0, self.frame_skip, self._physics_step, data)
+        data = jax.lax.fori_loop(0, self.frame_skip, self._physics_step, data)
+        return self._post(data)
+
+    def _post(self, data: Any) -> Any:
+        # mj_step never fills cfrc_ext (only force sensors trigger it); Gymnasium v5
+        # calls mj_rnePostConstraint after stepping, and so do we, only when asked.
+        return mjx.rne_postconstraint(self.model, data) if self.contact_forces else data
 
     def arrays(self, data: Any) -> PhysicsArrays:
-        # MJX does not compute cfrc_ext (mj_rnePostConstraint); zeros keep the layout.
-        cfrc_ext = getattr(data, "cfrc_ext", None)
-        if cfrc_ext is None:
-            cfrc_ext = jnp.zeros((self.mj_model.nbody, 6), data.qpos.dtype)
+        # cinert and cfrc_ext live in the JAX implementation's part of mjx.Data.
+        impl = data._impl
+        cfrc_ext = impl.cfrc_ext if self.contact_forces else jnp.zeros_like(impl.cfrc_ext)
         return PhysicsArrays(qpos=data.qpos, qvel=data.qvel, xpos=data.xpos, xquat=data.xquat,
-                             cvel=data.cvel, qfrc_actuator=data.qfrc_actuator,
-                             cfrc_ext=cfrc_ext, time=data.time)
+                             xipos=data.xipos, cinert=impl.cinert, cvel=data.cvel,
+                             qfrc_actuator=data.qfrc_actuator, cfrc_ext=cfrc_ext,
+                             time=data.time)
 
 
 @struct.dataclass
@@ -159,11 +186,14 @@ class Env:
     # trirl.rewards.features: ((name, "obs" | "next_obs" | "action", index) or
     # (name, "action_sq_sum")), so a .reward file can carry them without code.
     feature_terms: tuple[tuple, ...] = ()
+    # Whether _observe/_reward read PhysicsArrays.cfrc_ext (costs a pass per step).
+    uses_contact_forces: bool = False
 
     def __init__(self, config: Optional[EnvConfig] = None):
         self.config = config if config is not None else self.config_class()
-        self.mj_model = mujoco.MjModel.from_xml_string(self._mjcf())
-        self.backend = MjxBackend(self.mj_model, self.config.frame_skip)
+        self.mj_model = self._finish_model(mujoco.MjModel.from_xml_string(self._mjcf()))
+        self.backend = MjxBackend(self.mj_model, self.config.frame_skip,
+                                  contact_forces=self.uses_contact_forces)
         ctrl_range = np.asarray(self.mj_model.actuator_ctrlrange, np.float32)
         self.action_low = ctrl_range[:, 0].copy()
         self.action_high = ctrl_range[:, 1].copy()
@@ -176,6 +206,10 @@ class Env:
 
     def _mjcf(self) -> str:
         raise NotImplementedError
+
+    def _finish_model(self, mj_model: mujoco.MjModel) -> mujoco.MjModel:
+        """Hook to change the compiled model (gravity, wind, solver) before MJX sees it."""
+        return mj_model
 
     def _initial_qpos_qvel(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         raise NotImplementedError
