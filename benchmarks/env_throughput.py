@@ -7,7 +7,12 @@ control step (``frame_skip`` physics steps), on the same ``env.backend.model``:
                  limit (ctrl set, then ``frame_skip`` ``mjx.step`` in a ``fori_loop``, as
                  the backend does);
 * ``vmap``:      ``jax.jit(jax.vmap(env.step))`` -- clip, physics, obs, reward, flags;
-* ``autoreset``: ``jax.jit(AutoReset(env).step)`` -- the same plus the restart from a pool.
+* ``autoreset``: ``jax.jit(AutoReset(env).step)`` -- the same plus the restart from a pool;
+* ``untuned``:   for the locomotion envs, ``bare`` on the model with Gymnasium v5's own
+                 solver caps (100 iterations, 50 line-search steps) instead of trirl's
+                 MJX-tuned 4 and 8 (``envs/mujoco_v5.py``): the peer for the tuning's
+                 speed-up, ``untuned time / vmap time`` (the whole env step, tuned, against
+                 bare physics, untuned).
 
 Each is called ``--steps`` times from a Python loop (one dispatch per control step, as
 written) or, with ``--scan``, the ``--steps`` control steps run inside one jitted
@@ -41,8 +46,6 @@ import jax
 from trirl import envs
 from trirl.envs._mjx import mjx
 
-VARIANTS = ("bare", "vmap", "autoreset")
-
 
 def cpu_model() -> str:
     try:
@@ -55,16 +58,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def untuned_of(env: envs.Env):
+    """The same env with v5's solver caps, or None for envs without solver settings."""
+    if not hasattr(env.config, "solver_iterations"):
+        return None
+    return envs.make(env.name, solver_iterations=100, solver_ls_iterations=50)
+
+
 def build(env: envs.Env, batch: int, steps: int, scan: bool, seed: int = 0):
     """Jitted one-step (or ``steps``-step scan) functions and their initial arguments."""
     model, frame_skip = env.backend.model, env.backend.frame_skip
+    untuned = untuned_of(env)
     auto = envs.AutoReset(env)
     key_state, key_pool, key_act = jax.random.split(jax.random.key(seed), 3)
     reset = jax.jit(auto.reset_pool, static_argnums=1)  # reset_pool is reset (one compile)
     state, pool = reset(key_state, batch), reset(key_pool, batch)
     actions = jax.random.uniform(key_act, (batch, env.action_size), minval=-1.0, maxval=1.0)
 
-    def bare_one(d, u):
+    def bare_one(d, u, model=model):
         d = d.replace(ctrl=u.astype(d.ctrl.dtype))
         return jax.lax.fori_loop(0, frame_skip, lambda _, x: mjx.step(model, x), d)
 
@@ -79,6 +90,10 @@ def build(env: envs.Env, batch: int, steps: int, scan: bool, seed: int = 0):
         "autoreset": (auto.step, (actions, pool)),
     }
     init = {"bare": state.data, "vmap": state, "autoreset": state}
+    if untuned is not None:
+        one["untuned"] = (jax.vmap(lambda d, u: bare_one(d, u, untuned.backend.model)),
+                          (actions,))
+        init["untuned"] = state.data
 
     fns = {}
     for name, (f, extra) in one.items():
@@ -93,15 +108,16 @@ def build(env: envs.Env, batch: int, steps: int, scan: bool, seed: int = 0):
 
 def measure(fns, init, steps: int, repeats: int, scan: bool) -> dict[str, list[float]]:
     carries, compile_s = {}, {}
-    for name in VARIANTS:
+    variants = list(fns)
+    for name in variants:
         t0 = time.perf_counter()
         f, extra = fns[name]
         carries[name] = jax.block_until_ready(f(init[name], *extra))  # compile + warm-up
         compile_s[name] = time.perf_counter() - t0
-    times = {name: [] for name in VARIANTS}
-    cpu_times = {name: [] for name in VARIANTS}
+    times = {name: [] for name in variants}
+    cpu_times = {name: [] for name in variants}
     for _ in range(repeats):
-        for name in VARIANTS:
+        for name in variants:
             (f, extra), carry = fns[name], carries[name]
             t0, c0 = time.perf_counter(), time.process_time()
             if scan:
@@ -157,7 +173,7 @@ def main() -> None:
             work = batch * args.steps
             row = {"env": name, "batch": batch, "frame_skip": env.backend.frame_skip,
                    "compile_s": {k: round(v, 2) for k, v in compile_s.items()}}
-            for v in VARIANTS:
+            for v in times:
                 best, med = min(times[v]), statistics.median(times[v])
                 row[v] = {"best_s": best, "median_s": med, "steps_per_s_best": work / best,
                           "steps_per_s_median": work / med, "times_s": times[v],
@@ -171,6 +187,9 @@ def main() -> None:
                 # ratios cancels slow changes in machine load
                 row[f"overhead_{v}_paired"] = statistics.median(
                     t / b for t, b in zip(times[v], times["bare"])) - 1
+            if "untuned" in times:
+                row["tuned_speedup_paired"] = statistics.median(
+                    u / t for u, t in zip(times["untuned"], times["vmap"]))
             row["physics_steps_per_s_best"] = row["bare"]["steps_per_s_best"] * row["frame_skip"]
             rows.append(row)
             print(f"{name} B={batch}: bare {row['bare']['steps_per_s_best']:.0f}/s, "
@@ -179,7 +198,10 @@ def main() -> None:
                   f"{100 * row['overhead_vmap_paired']:+.1f}%), "
                   f"autoreset {row['autoreset']['steps_per_s_best']:.0f}/s "
                   f"({100 * row['overhead_autoreset_best']:+.1f}%, paired "
-                  f"{100 * row['overhead_autoreset_paired']:+.1f}%)", flush=True)
+                  f"{100 * row['overhead_autoreset_paired']:+.1f}%)"
+                  + (f", untuned bare {row['untuned']['steps_per_s_best']:.0f}/s (tuned "
+                     f"env.step {row['tuned_speedup_paired']:.2f}x faster, paired)"
+                     if "untuned" in row else ""), flush=True)
 
     print_table(rows, meta)
     if args.json:
@@ -190,7 +212,8 @@ def main() -> None:
 
 def print_table(rows, meta) -> None:
     header = ["env", "B", "bare ctrl steps/s", "vmap(env.step)/s", "AutoReset.step/s",
-              "overhead vmap: best / paired", "overhead AutoReset: best / paired"]
+              "overhead vmap: best / paired", "overhead AutoReset: best / paired",
+              "untuned v5 bare/s", "env.step vs untuned bare (paired)"]
     body = []
     for r in rows:
         pct = lambda v: (f"{100 * r[f'overhead_{v}_best']:+.1f}% / "
@@ -198,7 +221,9 @@ def print_table(rows, meta) -> None:
         body.append([r["env"], str(r["batch"]), f"{r['bare']['steps_per_s_best']:,.0f}",
                      f"{r['vmap']['steps_per_s_best']:,.0f}",
                      f"{r['autoreset']['steps_per_s_best']:,.0f}", pct("vmap"),
-                     pct("autoreset")])
+                     pct("autoreset"),
+                     f"{r['untuned']['steps_per_s_best']:,.0f}" if "untuned" in r else "-",
+                     f"{r['tuned_speedup_paired']:.2f}x" if "untuned" in r else "-"])
     title = (f"Env control steps/s (best of {meta['repeats']} wall times; bare = physics "
              f"steps/s / frame_skip), mode={meta['mode']}; overhead = t_env / t_bare - 1 from "
              f"the best wall times and the median of the per-repeat (back-to-back) ratios")

@@ -129,6 +129,7 @@ class AntDisabled(Ant):
                                   self.config.ankle_length)
 
     def _finish_model(self, mj_model):
+        mj_model = super()._finish_model(mj_model)
         mj_model.actuator_gear[self.disabled_actuators(mj_model), 0] = 0.0
         return mj_model
 

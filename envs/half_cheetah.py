@@ -50,6 +50,7 @@ class HalfCheetah(LocomotionEnv):
         return read_asset(self.asset).replace(' settotalmass="14"', "")
 
     def _finish_model(self, mj_model):
+        mj_model = super()._finish_model(mj_model)
         mujoco.mj_setTotalmass(mj_model, 14.0)
         mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
         return mj_model

@@ -52,6 +52,7 @@ class Humanoid(LocomotionEnv):
                      ("action_sq_sum", "action_sq_sum"))
 
     def _finish_model(self, mj_model):
+        mj_model = super()._finish_model(mj_model)
         mj_model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON   # MJX has no PGS
         return mj_model
 

@@ -39,12 +39,20 @@ class LocomotionConfig(EnvConfig):
       ctrl_cost_weight: weight of ``sum(a^2)``.
       healthy_reward: reward per step while healthy (0 for tasks without it).
       terminate_when_unhealthy: end the episode (absorbing) on leaving the healthy set.
+      solver_iterations, solver_ls_iterations: caps on the constraint solver's
+        iterations and line-search steps (v5's models: 100 and 50). MuJoCo C stops
+        early at ``opt.tolerance`` (1e-8), which float32 MJX never reaches, so MJX ran
+        all 100 x 50 and was 4x slower. Newton converges in a few iterations here: with
+        4 and 8 (MuJoCo Playground's choice) the physics matches converged v5 to 1e-5
+        over 5 steps (``tests/test_locomotion.py``). Set 100 and 50 for v5's caps.
     """
 
     forward_reward_weight: float = 1.0
     ctrl_cost_weight: float = 0.1
     healthy_reward: float = 0.0
     terminate_when_unhealthy: bool = True
+    solver_iterations: int = 4
+    solver_ls_iterations: int = 8
 
 
 def read_asset(filename: str) -> str:
@@ -75,6 +83,12 @@ class LocomotionEnv(Env):
 
     def _mjcf(self) -> str:
         return read_asset(self.asset)
+
+    def _finish_model(self, mj_model):
+        # Subclasses that edit the model call this first (see LocomotionConfig).
+        mj_model.opt.iterations = self.config.solver_iterations
+        mj_model.opt.ls_iterations = self.config.solver_ls_iterations
+        return mj_model
 
     def _initial_qpos_qvel(self, key):
         # v5: qpos0 + U(-n, n); qvel 0 + U(-n, n) or n * N(0, 1) depending on the task.

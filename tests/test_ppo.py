@@ -595,6 +595,34 @@ def test_ctrl_c_saves_the_last_completed_iteration_and_resume_finishes(tmp_path)
     assert [ln["iteration"] for ln in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
 
 
+def test_sigterm_checkpoints_like_ctrl_c(tmp_path):
+    """A scheduler's SIGTERM during iteration 3 stops the run like Ctrl-C: iteration 2
+    is saved, and the previous SIGTERM handler is back afterwards."""
+    import os
+    import signal
+
+    from trirl.errors import Interrupted
+
+    step = jax.jit(lambda s: ({"w": s["w"] + 1.0}, {"loss": s["w"][0], "finite": True}))
+    calls = []
+
+    def terminated_once(state):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(state)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="interrupted at iteration 2; checkpoint saved"):
+        train_loop(tmp_path, lambda: {"w": jnp.zeros(3)}, terminated_once, num_iterations=5,
+                   steps_per_iteration=1, checkpoint_every=10, resume=False, label="toy",
+                   show_progress=False)
+    assert signal.getsignal(signal.SIGTERM) is before
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 2
+    ckpt.close()
+
+
 def test_resume_without_checkpoint_fails_before_building_the_state(tmp_path):
     def init():
         raise AssertionError("init must not run")

@@ -15,9 +15,12 @@ logs, shows progress, checkpoints, and stops cleanly:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -79,6 +82,25 @@ def _diverged(metrics: dict) -> Optional[str]:
     return None
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """Treat SIGTERM like Ctrl-C while training: batch schedulers, ``timeout`` and
+    ``kill`` send SIGTERM, and a run stopped that way should checkpoint and be
+    resumable too. Signal handlers can only be set from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], tuple],
                *, num_iterations: int, steps_per_iteration: int, checkpoint_every: int,
                resume: bool, label: str, max_to_keep: int = 3,
@@ -123,7 +145,7 @@ def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], 
                         console=console, disable=not show_progress)
     iteration = start
     try:
-        with progress, metrics_path.open("a") as log:
+        with _sigterm_as_ctrl_c(), progress, metrics_path.open("a") as log:
             task = progress.add_task(label, total=num_iterations, completed=start,
                                      steps="0", sps="-", ret="-")
             timed_from, timed_steps = None, 0
