@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
 import mujoco
 
-from trirl.envs.mujoco_v5 import (LocomotionConfig, LocomotionEnv, joint_coordinate_names,
-                                  read_asset, root_x_velocity)
+from trirl.envs.mujoco_v5 import LocomotionConfig, PlanarLocomotionEnv, read_asset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +32,7 @@ class HalfCheetahConfig(LocomotionConfig):
     terminate_when_unhealthy: bool = False
 
 
-class HalfCheetah(LocomotionEnv):
+class HalfCheetah(PlanarLocomotionEnv):
     name = "halfcheetah"
     description = "planar cheetah runs forward (Gymnasium HalfCheetah-v5)"
     config_class = HalfCheetahConfig
@@ -55,15 +53,6 @@ class HalfCheetah(LocomotionEnv):
         mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
         return mj_model
 
-    def _observation_names(self):
-        return (tuple(joint_coordinate_names(self.mj_model, "qpos")[1:])
-                + tuple(joint_coordinate_names(self.mj_model, "qvel")))
-
-    def _observe(self, arrays):
-        return jnp.concatenate([arrays.qpos[1:], arrays.qvel])
-
-    def _forward_velocity(self, before, after):
-        return root_x_velocity(self, before, after)
 
 
 @dataclasses.dataclass(frozen=True)

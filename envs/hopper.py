@@ -11,8 +11,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from trirl.envs.mujoco_v5 import (LocomotionConfig, LocomotionEnv, joint_coordinate_names,
-                                  open_interval, root_x_velocity)
+from trirl.envs.mujoco_v5 import LocomotionConfig, PlanarLocomotionEnv, open_interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,25 +29,17 @@ class HopperConfig(LocomotionConfig):
     healthy_angle_range: tuple[float, float] = (-0.2, 0.2)
 
 
-class Hopper(LocomotionEnv):
+class Hopper(PlanarLocomotionEnv):
     name = "hopper"
     description = "one-legged planar hopper (Gymnasium Hopper-v5)"
     config_class = HopperConfig
     asset = "hopper.xml"
     # obs = qpos[1:] (5) + clip(qvel, -10, 10) (6): obs[0] torso height, obs[5] forward
     # velocity. Base features (paper App. B): velocity, torso height, action cost.
+    qvel_clip = 10.0
     feature_terms = (("x_velocity", "next_obs", 5), ("torso_height", "next_obs", 0),
                      ("action_sq_sum", "action_sq_sum"))
 
-    def _observation_names(self):
-        return (tuple(joint_coordinate_names(self.mj_model, "qpos")[1:])
-                + tuple(joint_coordinate_names(self.mj_model, "qvel")))
-
-    def _observe(self, arrays):
-        return jnp.concatenate([arrays.qpos[1:], jnp.clip(arrays.qvel, -10.0, 10.0)])
-
-    def _forward_velocity(self, before, after):
-        return root_x_velocity(self, before, after)
 
     def _is_healthy(self, arrays):
         cfg = self.config

@@ -135,9 +135,25 @@ class LocomotionEnv(Env):
         return ~self._is_healthy(arrays)
 
 
-def root_x_velocity(env: Env, before: PhysicsArrays, after: PhysicsArrays) -> jax.Array:
-    """(qpos[0] after - qpos[0] before) / dt: the planar robots' forward velocity."""
-    return (after.qpos[0] - before.qpos[0]) / env.dt
+class PlanarLocomotionEnv(LocomotionEnv):
+    """The planar robots (HalfCheetah, Hopper, Walker2d): root joints rootx, rootz,
+    rooty; obs = qpos[1:] + qvel (clipped to +-``qvel_clip`` where v5 clips); forward
+    velocity (qpos[0] after - qpos[0] before) / dt."""
+
+    qvel_clip: float | None = None
+
+    def _observation_names(self):
+        return (tuple(joint_coordinate_names(self.mj_model, "qpos")[1:])
+                + tuple(joint_coordinate_names(self.mj_model, "qvel")))
+
+    def _observe(self, arrays):
+        qvel = arrays.qvel
+        if self.qvel_clip is not None:
+            qvel = jnp.clip(qvel, -self.qvel_clip, self.qvel_clip)
+        return jnp.concatenate([arrays.qpos[1:], qvel])
+
+    def _forward_velocity(self, before, after):
+        return (after.qpos[0] - before.qpos[0]) / self.dt
 
 
 def open_interval(x: jax.Array, bounds: tuple[float, float]) -> jax.Array:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
-
-from trirl.envs.mujoco_v5 import (LocomotionConfig, LocomotionEnv, joint_coordinate_names,
-                                  open_interval, root_x_velocity)
+from trirl.envs.mujoco_v5 import LocomotionConfig, PlanarLocomotionEnv, open_interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,25 +26,17 @@ class Walker2dConfig(LocomotionConfig):
     healthy_angle_range: tuple[float, float] = (-1.0, 1.0)
 
 
-class Walker2d(LocomotionEnv):
+class Walker2d(PlanarLocomotionEnv):
     name = "walker2d"
     description = "two-legged planar walker (Gymnasium Walker2d-v5)"
     config_class = Walker2dConfig
     asset = "walker2d.xml"
     # obs = qpos[1:] (8) + clip(qvel, -10, 10) (9): obs[0] torso height, obs[8] forward
     # velocity. Base features (paper App. B): velocity, torso height, action cost.
+    qvel_clip = 10.0
     feature_terms = (("x_velocity", "next_obs", 8), ("torso_height", "next_obs", 0),
                      ("action_sq_sum", "action_sq_sum"))
 
-    def _observation_names(self):
-        return (tuple(joint_coordinate_names(self.mj_model, "qpos")[1:])
-                + tuple(joint_coordinate_names(self.mj_model, "qvel")))
-
-    def _observe(self, arrays):
-        return jnp.concatenate([arrays.qpos[1:], jnp.clip(arrays.qvel, -10.0, 10.0)])
-
-    def _forward_velocity(self, before, after):
-        return root_x_velocity(self, before, after)
 
     def _is_healthy(self, arrays):
         cfg = self.config
