@@ -13,9 +13,9 @@ termination and base features from those alone, so one definition runs on both:
 
 - ``"mjx"`` (:class:`MjxBackend`): MuJoCo MJX, float32 XLA; the backend for GPUs and for
   programs compiled end to end;
-- ``"c"`` (:class:`trirl.envs.c_backend.CBackend`): MuJoCo C (float64) through
-  ``jax.pure_callback``, batched over a thread pool; 6-13x faster per physics step on
-  a CPU (docs/benchmarks.md);
+- ``"c"`` (:class:`trirl.envs.c_backend.CBackend`): MuJoCo C (float64) through a JAX
+  host callback, a whole ``vmap`` batch per call on all CPU cores; several times faster
+  than MJX on a CPU (docs/benchmarks.md);
 - ``"auto"`` (the default): MJX when JAX's default device is not a CPU, C otherwise.
 
 Termination vs truncation
@@ -47,7 +47,7 @@ BACKENDS = ("mjx", "c", "auto")
 def resolve_backend(backend: str) -> str:
     """``"mjx"`` or ``"c"`` for a requested backend; ``"auto"`` is MJX when JAX's default
     device is an accelerator (where MJX runs whole programs on it) and C on a CPU
-    (where MuJoCo C is 6-13x faster per step). One-line error for anything else."""
+    (where MuJoCo C is several times faster per step). One-line error otherwise."""
     if backend not in BACKENDS:
         raise TrirlError(f"unknown physics backend {backend!r}; choose one of "
                          f"{', '.join(BACKENDS)} (auto: MJX on a GPU, MuJoCo C on a CPU)")

@@ -2,8 +2,9 @@
 
 Why
 ---
-On a CPU, MuJoCo C steps these models 6-13x faster than MJX (float64 C against
-float32 XLA; docs/benchmarks.md), and most laptops and CI machines have no GPU. The
+On a CPU, MuJoCo C steps these models several times faster than MJX (float64 C against
+float32 XLA; 10-30x for the locomotion robots, 2-4x for the trivial Point Maze on the
+2-core machine of docs/benchmarks.md), and most laptops and CI machines have no GPU. The
 environments, PPO and TRIRL are ``lax.scan`` programs over a pure ``env.step``, so the C
 backend keeps that shape: :meth:`CBackend.step` is a JAX host callback into MuJoCo C
 (pure: same inputs, same outputs), and nothing above the backend changes. MJX stays the
@@ -161,13 +162,17 @@ class _Host:
         self.last_batch = 0     # simulations in the last call
         # The float32 arrays leave in ONE packed (width,) row per simulation: one output
         # buffer instead of ten costs less per call; CBackend slices it in JAX.
-        names = ("qpos", "qvel", "time") + DERIVED + (("cfrc_ext",) if contact_forces else ())
+        # time, qpos and qvel lead both the state row and the packed row, in that order,
+        # so they leave in one copy.
+        names = ("time", "qpos", "qvel") + DERIVED + (("cfrc_ext",) if contact_forces else ())
         sizes = {"qpos": model.nq, "qvel": model.nv, "time": 1,
                  **{name: math.prod(shape) for name, shape in self.shapes.items()}}
         offsets = np.cumsum([0] + [sizes[name] for name in names])
         self.columns = {name: (int(offsets[i]), int(offsets[i + 1]))
                         for i, name in enumerate(names)}
         self.width = int(offsets[-1])
+        self.lead = self.columns["qvel"][1]
+        assert (self.slices["time"].start, self.slices["qvel"].stop) == (0, self.lead)
 
     # -- engines ----------------------------------------------------------------------
 
@@ -212,15 +217,15 @@ class _Host:
 
     def _write(self, rows_out, packed, rows, derived) -> None:
         rows_out[...] = rows
-        for name, (start, stop) in self.columns.items():
-            if name in ("qpos", "qvel"):
-                packed[:, start:stop] = rows[:, self.slices[name]]
-            elif name == "time":
-                packed[:, start] = rows[:, self.slices["time"].start]
-            elif name in derived:
-                packed[:, start:stop] = derived[name].reshape(len(rows), -1)
-            else:  # cfrc_ext after init: zero, as after Gymnasium's reset
-                packed[:, start:stop] = 0.0
+        packed[:, :self.lead] = rows[:, :self.lead]          # time, qpos, qvel
+        for name in DERIVED:
+            start, stop = self.columns[name]
+            packed[:, start:stop] = derived[name].reshape(len(rows), -1)
+        if self.contact_forces:
+            start, stop = self.columns["cfrc_ext"]
+            # after init (no "cfrc_ext" computed): zero, as after Gymnasium's reset
+            packed[:, start:stop] = (derived["cfrc_ext"].reshape(len(rows), -1)
+                                     if "cfrc_ext" in derived else 0.0)
 
     def init(self, out, qpos, qvel) -> None:
         qpos, qvel = np.asarray(qpos), np.asarray(qvel)

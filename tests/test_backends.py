@@ -261,6 +261,24 @@ def test_host_reuses_its_mujoco_objects(name, monkeypatch):
         assert len(datas) == env.backend.num_threads   # one MjData per thread, reused
 
 
+def test_pure_callback_path_gives_the_same_bits(monkeypatch):
+    # The path used where buffer_callback is not (GPU processes, other JAX versions).
+    fast = envs.make("halfcheetah", backend="c")
+    monkeypatch.setattr(c_backend, "_buffer_callback", None)
+    pure = envs.make("halfcheetah", backend="c")
+    keys = jax.random.split(jax.random.key(3), 6).reshape(2, 3)
+    actions = jnp.full((2, 3, fast.action_size), 0.5)
+    out = []
+    for env in (fast, pure):
+        calls = env.backend.host.calls
+        state = jax.jit(jax.vmap(jax.vmap(env.reset)))(keys)
+        out.append(jax.jit(jax.vmap(jax.vmap(env.step)))(state, actions))
+        assert env.backend.host.calls - calls == 2 and env.backend.host.last_batch == 6
+    for a, b in zip(jax.tree.leaves(out[0].data), jax.tree.leaves(out[1].data), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(out[0].obs), np.asarray(out[1].obs))
+
+
 def test_threads_follow_the_machine():
     env = envs.make("point_maze", backend="c")
     assert env.backend.num_threads == c_backend.default_num_threads() >= 1
