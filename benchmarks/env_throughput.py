@@ -1,4 +1,5 @@
-"""Env wrapper throughput vs the bare MJX physics it runs, per batch size.
+"""Env wrapper throughput vs the bare MJX physics it runs, per batch size (MJX backend;
+``benchmarks/backends.py`` compares MJX with MuJoCo C).
 
 For each env and batch size B, three jitted functions advance B environments by one
 control step (``frame_skip`` physics steps), on the same ``env.backend.model``:
@@ -165,7 +166,7 @@ def main() -> None:
 
     rows = []
     for name in args.env:
-        env = envs.make(name)
+        env = envs.make(name, backend="mjx")  # bare = mjx.step: an MJX measurement
         for batch in batch_sizes:
             fns, init = build(env, batch, args.steps, args.scan)
             times, cpu_times, compile_s = measure(fns, init, args.steps, args.repeats,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from trirl.cli.options import NEW_RUN_BACKEND, backend_option
+
 
 @click.command("learn")
 @click.option("--demos", "demos_path", type=click.Path(path_type=Path), default=None,
@@ -51,6 +53,7 @@ import click
 @click.option("--env-set", multiple=True, metavar="KEY=VALUE",
               help="Environment setting, e.g. --env-set episode_length=200.")
 @click.option("--checkpoint-every", type=int, default=50, show_default=True)
+@backend_option(NEW_RUN_BACKEND)
 def learn(**options):
     """Learn a reward and a policy from demonstrations with TRIRL."""
     # Imported here, not at module level: trirl.cli.main imports this module.
@@ -77,13 +80,14 @@ def flag_settings(variant=None, capacity=None, eps=None, beta=None, inputs=None,
 
 
 def _learn(demos_path, env_name, variant, capacity, eps, beta, inputs, reward_model, steps,
-           seeds, seed, run_dir, resume, config_path, settings, env_set, checkpoint_every):
+           seeds, seed, run_dir, resume, config_path, settings, env_set, checkpoint_every,
+           backend):
     from trirl import envs, learn as learn_lib
     from trirl.errors import TrirlError
     from trirl.expert import parse_overrides
 
     if resume:
-        learn_lib.resume(resume)
+        learn_lib.resume(resume, backend=backend)
         click.echo(f"run: {resume}")
         return
     # Precedence: paper defaults < env preset < --config < --set < dedicated flags.
@@ -106,5 +110,6 @@ def _learn(demos_path, env_name, variant, capacity, eps, beta, inputs, reward_mo
     env_overrides.update(parse_overrides(env_set, env_cls.config_class, env_name))
     run = learn_lib.train(
         env_name, demos=demos_path, run_dir=run_dir, steps=steps, seeds=seeds, seed=seed,
-        settings=merged, env_overrides=env_overrides, checkpoint_every=checkpoint_every)
+        settings=merged, env_overrides=env_overrides, checkpoint_every=checkpoint_every,
+        backend=backend)
     click.echo(f"run: {run}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from trirl.cli.options import NEW_RUN_BACKEND, RUN_BACKEND, backend_option
 from trirl.errors import Interrupted, TrirlError
 
 
@@ -35,7 +36,7 @@ def _friendly(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trirl")
 def main():
-    """Trust Region Inverse Reinforcement Learning on MuJoCo MJX."""
+    """Trust Region Inverse Reinforcement Learning on MuJoCo (MJX or C)."""
 
 
 @main.command("envs")
@@ -74,14 +75,16 @@ def envs_cmd():
 @click.option("--env-set", multiple=True, metavar="KEY=VALUE",
               help="Environment setting, e.g. --env-set episode_length=200.")
 @click.option("--checkpoint-every", type=int, default=50, show_default=True)
+@backend_option(NEW_RUN_BACKEND)
 @_friendly
-def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, checkpoint_every):
+def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, checkpoint_every,
+           backend):
     """Train a PPO expert on the environment's true reward."""
     from trirl import envs, expert as expert_lib
     from trirl.ppo import PPOConfig
 
     if resume:
-        expert_lib.resume_expert(resume)
+        expert_lib.resume_expert(resume, backend=backend)
         click.echo(f"run: {resume}")
         return
     if env_name not in envs.names():
@@ -91,7 +94,7 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
         env_name, run_dir=run_dir, steps=steps, seeds=seeds, seed=seed,
         ppo_overrides=expert_lib.parse_overrides(ppo_set, PPOConfig, "PPO"),
         env_overrides=expert_lib.parse_overrides(env_set, env_cls.config_class, env_name),
-        checkpoint_every=checkpoint_every)
+        checkpoint_every=checkpoint_every, backend=backend)
     click.echo(f"run: {run}")
 
 
@@ -104,13 +107,14 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
 @click.option("--seed-index", type=int, default=0, show_default=True,
               help="Which seed of a multi-seed run.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@backend_option(RUN_BACKEND)
 @_friendly
-def demos(run, episodes, output, stochastic, seed_index, seed):
+def demos(run, episodes, output, stochastic, seed_index, seed, backend):
     """Record demonstrations from a trained policy."""
     from trirl import evaluation
 
     info = evaluation.record_demos(run, output, episodes=episodes, stochastic=stochastic,
-                                   seed_index=seed_index, seed=seed)
+                                   seed_index=seed_index, seed=seed, backend=backend)
     click.echo(f"wrote {output}: {episodes} episodes, {info['transitions']} transitions, "
                f"expert return {info['expert_return_mean']:.3f} ± {info['expert_return_std']:.3f}"
                f", random {info['random_return_mean']:.3f}")
@@ -125,13 +129,14 @@ def demos(run, episodes, output, stochastic, seed_index, seed):
 @click.option("--stochastic", is_flag=True, help="Sample actions instead of the mean action.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@backend_option(RUN_BACKEND)
 @_friendly
-def evaluate(run, episodes, demos_path, stochastic, seed, as_json):
+def evaluate(run, episodes, demos_path, stochastic, seed, as_json, backend):
     """Mean/std return, success rate and normalized score of a run's policies."""
     from trirl import evaluation
 
     result = evaluation.evaluate_run(run, episodes=episodes, demos_path=demos_path,
-                                     stochastic=stochastic, seed=seed)
+                                     stochastic=stochastic, seed=seed, backend=backend)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from trirl.cli.options import NEW_RUN_BACKEND, backend_option
+
 
 def _friendly(fn):
     # Imported lazily: trirl.cli.main imports this module.
@@ -114,6 +116,7 @@ _TRAIN_OPTIONS = [
                  help="PPO setting over the one the reward was learned with, e.g. "
                       "--set learning_rate=3e-4."),
     click.option("--checkpoint-every", type=int, default=50, show_default=True),
+    backend_option(NEW_RUN_BACKEND),
 ]
 
 
@@ -124,21 +127,21 @@ def _with_train_options(fn):
 
 
 def _reoptimise(transfer, reward_path, env_name, steps, seeds, seed, run_dir, resume, demos,
-                ppo_set, checkpoint_every):
+                ppo_set, checkpoint_every, backend):
     from trirl import retrain
     from trirl.errors import TrirlError
     from trirl.expert import parse_overrides
     from trirl.ppo import PPOConfig
 
     if resume:
-        run = retrain.resume(resume)
+        run = retrain.resume(resume, backend=backend)
     else:
         if reward_path is None:
             raise TrirlError("--reward FILE is required (a .reward file from `trirl export`)")
         run = retrain.train(reward_path, env_name=env_name, transfer=transfer, run_dir=run_dir,
                             steps=steps, seeds=seeds, seed=seed,
                             ppo_overrides=parse_overrides(ppo_set, PPOConfig, "PPO"),
-                            demos=demos, checkpoint_every=checkpoint_every)
+                            demos=demos, checkpoint_every=checkpoint_every, backend=backend)
     _print_evaluation(run)
 
 

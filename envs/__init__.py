@@ -1,8 +1,10 @@
-"""trirl environments on MuJoCo MJX: Point Maze and the Gymnasium v5 locomotion suite
-with the paper's transfer variants; ``make(name, **overrides)`` and the registry.
+"""trirl environments on MuJoCo (MJX or C): Point Maze and the Gymnasium v5 locomotion
+suite with the paper's transfer variants; ``make(name, backend=..., **overrides)`` and
+the registry.
 
 >>> from trirl import envs
->>> env = envs.make("point_maze", episode_length=50)
+>>> env = envs.make("point_maze", episode_length=50)           # backend="auto"
+>>> env = envs.make("halfcheetah", backend="c")                # MuJoCo C on the CPU
 >>> state = env.reset(jax.random.key(0))
 >>> state = env.step(state, jnp.zeros(env.action_size))
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from trirl.envs.base import AutoReset, Env, EnvConfig, EnvState, MjxBackend, PhysicsArrays
+from trirl.envs.base import (BACKENDS, AutoReset, Env, EnvConfig, EnvState, MjxBackend,
+                             PhysicsArrays, resolve_backend)
 from trirl.envs.ant import Ant, AntDisabled
 from trirl.envs.half_cheetah import HalfCheetah, HalfCheetahMars, HalfCheetahWind
 from trirl.envs.hopper import Hopper
@@ -21,7 +24,8 @@ from trirl.envs.walker2d import Walker2d
 from trirl.errors import TrirlError
 
 __all__ = ["make", "names", "register", "registry", "Env", "EnvConfig", "EnvState",
-           "AutoReset", "MjxBackend", "PhysicsArrays", "PointMaze", "PointMazeConfig"]
+           "AutoReset", "MjxBackend", "PhysicsArrays", "PointMaze", "PointMazeConfig",
+           "BACKENDS", "resolve_backend"]
 
 _REGISTRY: dict[str, type[Env]] = {}
 
@@ -41,11 +45,16 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make(name: str, **overrides) -> Env:
+def make(name: str, backend: str = "auto", **overrides) -> Env:
     """Build the environment ``name`` with its config fields replaced by ``overrides``.
 
+    Args:
+      backend: physics backend, ``"mjx"``, ``"c"`` or ``"auto"`` (MJX when JAX's default
+        device is a GPU/TPU, MuJoCo C on a CPU, where it is several times faster). Both
+        run the same model and env definition; see ``trirl.envs.base``.
+
     Raises:
-      TrirlError: unknown name or unknown/invalid override field.
+      TrirlError: unknown name, unknown backend or unknown/invalid override field.
     """
     if name not in _REGISTRY:
         raise TrirlError(f"unknown environment {name!r}; choose one of: {', '.join(names())} "
@@ -56,7 +65,8 @@ def make(name: str, **overrides) -> Env:
     if unknown:
         raise TrirlError(f"environment {name!r} has no setting {unknown[0]!r}; "
                          f"valid settings: {', '.join(sorted(fields))}")
-    return env_class(dataclasses.replace(env_class.config_class(), **overrides))
+    backend = resolve_backend(backend)
+    return env_class(dataclasses.replace(env_class.config_class(), **overrides), backend=backend)
 
 
 for _env_class in (PointMaze, PointMazeFlipped, HalfCheetah, HalfCheetahWind, HalfCheetahMars,

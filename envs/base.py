@@ -6,11 +6,17 @@ pytree, so ``reset``/``step`` are pure, ``jax.jit``-able and batch with ``jax.vm
 
 Engine independence
 -------------------
-An environment never reads physics-engine internals. The backend (``MjxBackend``
-here; a MuJoCo C backend is planned) turns its state into a :class:`PhysicsArrays`
-of a few named arrays (qpos, qvel, body poses and velocities, actuator and contact
-forces), and the environment computes observations, rewards, termination and base
-features from those alone. A second backend only has to fill the same arrays.
+An environment never reads physics-engine internals. The backend turns its state into
+a :class:`PhysicsArrays` of a few named arrays (qpos, qvel, body poses and velocities,
+actuator and contact forces), and the environment computes observations, rewards,
+termination and base features from those alone, so one definition runs on both:
+
+- ``"mjx"`` (:class:`MjxBackend`): MuJoCo MJX, float32 XLA; the backend for GPUs and for
+  programs compiled end to end;
+- ``"c"`` (:class:`trirl.envs.c_backend.CBackend`): MuJoCo C (float64) through a JAX
+  host callback, a whole ``vmap`` batch per call on all CPU cores; several times faster
+  than MJX on a CPU (docs/benchmarks.md);
+- ``"auto"`` (the default): MJX when JAX's default device is not a CPU, C otherwise.
 
 Termination vs truncation
 -------------------------
@@ -34,6 +40,20 @@ from flax import struct
 from trirl.envs._mjx import mjx, mujoco
 from trirl.errors import TrirlError
 from trirl.rewards import features as features_lib
+
+BACKENDS = ("mjx", "c", "auto")
+
+
+def resolve_backend(backend: str) -> str:
+    """``"mjx"`` or ``"c"`` for a requested backend; ``"auto"`` is MJX when JAX's default
+    device is an accelerator (where MJX runs whole programs on it) and C on a CPU
+    (where MuJoCo C is several times faster per step). One-line error otherwise."""
+    if backend not in BACKENDS:
+        raise TrirlError(f"unknown physics backend {backend!r}; choose one of "
+                         f"{', '.join(BACKENDS)} (auto: MJX on a GPU, MuJoCo C on a CPU)")
+    if backend == "auto":
+        return "mjx" if jax.default_backend() != "cpu" else "c"
+    return backend
 
 
 @struct.dataclass
@@ -85,6 +105,8 @@ class MjxBackend:
     ``contact_forces`` is set.
     """
 
+    name = "mjx"
+
     def __init__(self, mj_model: mujoco.MjModel, frame_skip: int, contact_forces: bool = False):
         self.mj_model = mj_model
         self.model = mjx.put_model(mj_model)
@@ -98,10 +120,11 @@ class MjxBackend:
         self._physics_step = lambda _, d: mjx.step(self.model, d)
 
     def init(self, qpos: jax.Array, qvel: jax.Array) -> Any:
-        """Physics state at (qpos, qvel) with all derived quantities computed."""
+        """Physics state at (qpos, qvel) with all derived quantities computed; like
+        Gymnasium's reset (``mj_forward`` only), ``cfrc_ext`` stays zero."""
         data = self._template.replace(qpos=qpos.astype(self._template.qpos.dtype),
                                       qvel=qvel.astype(self._template.qvel.dtype))
-        return self._post(mjx.forward(self.model, data))
+        return mjx.forward(self.model, data)
 
     def step(self, data: Any, ctrl: jax.Array) -> Any:
         """Advance ``frame_skip`` physics steps holding ``ctrl``."""
@@ -129,7 +152,7 @@ class EnvState:
     """Everything that changes during an episode; a pytree, batched by ``vmap``.
 
     Attributes:
-      data: the backend's physics state (``mjx.Data`` for MJX).
+      data: the backend's physics state (``mjx.Data`` for MJX, ``CData`` for C).
       obs: observation to act on. After an auto-reset it is the new episode's first
         observation.
       next_obs: the observation this step actually reached, before any auto-reset
@@ -189,11 +212,18 @@ class Env:
     # Whether _observe/_reward read PhysicsArrays.cfrc_ext (costs a pass per step).
     uses_contact_forces: bool = False
 
-    def __init__(self, config: Optional[EnvConfig] = None):
+    def __init__(self, config: Optional[EnvConfig] = None, backend: str = "auto"):
         self.config = config if config is not None else self.config_class()
+        self.backend_name = resolve_backend(backend)
         self.mj_model = self._finish_model(mujoco.MjModel.from_xml_string(self._mjcf()))
-        self.backend = MjxBackend(self.mj_model, self.config.frame_skip,
-                                  contact_forces=self.uses_contact_forces)
+        if self.backend_name == "mjx":
+            self.backend = MjxBackend(self.mj_model, self.config.frame_skip,
+                                      contact_forces=self.uses_contact_forces)
+        else:
+            from trirl.envs.c_backend import CBackend
+
+            self.backend = CBackend(self.mj_model, self.config.frame_skip,
+                                    contact_forces=self.uses_contact_forces)
         ctrl_range = np.asarray(self.mj_model.actuator_ctrlrange, np.float32)
         self.action_low = ctrl_range[:, 0].copy()
         self.action_high = ctrl_range[:, 1].copy()
@@ -208,7 +238,8 @@ class Env:
         raise NotImplementedError
 
     def _finish_model(self, mj_model: mujoco.MjModel) -> mujoco.MjModel:
-        """Hook to change the compiled model (gravity, wind, solver) before MJX sees it."""
+        """Hook to change the compiled model (gravity, wind, solver) before a backend
+        sees it (both backends run this same model)."""
         return mj_model
 
     def _initial_qpos_qvel(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -282,17 +313,20 @@ class Env:
                              done=absorbing | truncated, truncated=truncated,
                              absorbing=absorbing, steps=steps, metrics=metrics)
 
-    # Equal configs give equal envs, so two ``make`` calls share jit caches when an env
-    # is a static argument.
+    # Equal configs on the same backend give equal envs, so two ``make`` calls share jit
+    # caches when an env is a static argument (the backends' physics states differ, so
+    # envs on different backends must not).
     def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.config == self.config
+        return (type(other) is type(self) and other.config == self.config
+                and other.backend_name == self.backend_name)
 
     def __hash__(self) -> int:
-        return hash((type(self), self.config))
+        return hash((type(self), self.config, self.backend_name))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, obs={self.observation_size}, "
-                f"act={self.action_size}, dt={self.dt}, episode_length={self.episode_length})")
+                f"act={self.action_size}, dt={self.dt}, episode_length={self.episode_length}, "
+                f"backend={self.backend_name!r})")
 
 
 class AutoReset:

@@ -71,8 +71,8 @@ class LocomotionEnv(Env):
     asset: str = ""
     qvel_noise: str = "uniform"
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def __init__(self, config=None, backend: str = "auto"):
+        super().__init__(config, backend)
         # The layout is named from the model's own joints and bodies, so it cannot drift
         # from the asset; _observe must produce exactly these entries.
         self.obs_names = self._observation_names()

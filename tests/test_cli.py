@@ -2,9 +2,11 @@
 
 User errors must surface as exactly one line ``trirl: error: ...`` on stderr with exit
 status 2, before any expensive work. The happy path trains a tiny expert once (module
-fixture ``run_dir``: 8 iterations of 8 envs x 4 steps, 8-unit networks), then plots it
-and checks the run-directory errors. ``demos`` and ``evaluate`` each compile their own
-MJX rollouts (about a minute each on a busy 2-core CPU), so they are marked slow.
+fixture ``run_dir``: 8 iterations of 8 envs x 4 steps, 8-unit networks), then plots it,
+records demos, evaluates it and checks the run-directory errors. The run uses the default
+backend (``auto``: MuJoCo C on a CPU), on which ``demos`` and ``evaluate`` compile their
+rollouts in seconds (MJX: about a minute each on a busy 2-core CPU, which is why they
+used to be marked slow).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import re
 import shutil
 
+import jax
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -126,6 +129,36 @@ def test_expert_writes_config_metrics_and_checkpoint(run_dir):
     assert steps == ["8"]
 
 
+def test_expert_records_its_backend_and_resume_keeps_it(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["backend"] == envs.resolve_backend("auto")   # the default is auto
+    other = "mjx" if config["backend"] == "c" else "c"
+    result = invoke(["expert", "--resume", run_dir, "--backend", other])
+    assert_one_line_error(result, f"'{config['backend']}' backend",
+                          f"--backend {config['backend']}")
+
+
+def test_unknown_backend_is_rejected_before_any_work(tmp_path):
+    result = invoke(["expert", "--backend", "gpu", "--run-dir", tmp_path / "r"])
+    assert result.exit_code == 2 and "'gpu'" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_policy_loads_for_either_backend(run_dir):
+    # Checkpoints hold the trained-on backend's physics state; demos/evaluate on the
+    # other backend still restore the policy (in the recorded layout).
+    from trirl.expert import load_policy, open_run
+
+    config = json.loads((run_dir / "config.json").read_text())
+    other = "mjx" if config["backend"] == "c" else "c"
+    own = load_policy(open_run(run_dir))
+    run = open_run(run_dir, backend=other)
+    assert run.env.backend_name == other
+    for a, b in zip(jax.tree.leaves(own), jax.tree.leaves(load_policy(run)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_expert_refuses_to_overwrite_a_run(run_dir):
     result = invoke(["expert", "--steps", "256", *TINY, "--run-dir", run_dir])
     assert_one_line_error(result, "already holds a run", "--resume")
@@ -138,7 +171,6 @@ def test_resume_without_checkpoint_is_one_line_error(run_dir, tmp_path):
     assert_one_line_error(invoke(["expert", "--resume", fresh]), "no checkpoint")
 
 
-@pytest.mark.slow  # compiles two 100-step MJX rollouts (policy, random): ~1 min on 2 busy cores
 def test_demos_writes_a_loadable_file(run_dir, tmp_path):
     out = tmp_path / "d.npz"
     result = invoke(["demos", run_dir, "--episodes", "3", "-o", out])
@@ -155,12 +187,12 @@ def test_demos_writes_a_loadable_file(run_dir, tmp_path):
     assert demos.actions.shape == (demos.num_transitions, env.action_size)
 
 
-@pytest.mark.slow  # compiles a 100-step MJX rollout: ~40 s on 2 busy cores
 def test_evaluate_prints_json(run_dir):
     result = invoke(["evaluate", run_dir, "--episodes", "3", "--json"])
     assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads(result.stdout)
     assert report["env"] == "point_maze" and report["episodes"] == 3
+    assert report["backend"] == json.loads((run_dir / "config.json").read_text())["backend"]
     assert report["deterministic"] is True
     assert len(report["per_seed"]) == 1
     seed = report["per_seed"][0]

@@ -49,11 +49,12 @@ def demo_reference(path: Path, env_name: str) -> Optional[dict]:
 
 
 def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic: bool = False,
-                 seed_index: int = 0, seed: int = 0) -> dict:
-    """Record ``episodes`` episodes of a run's policy into a demo file."""
+                 seed_index: int = 0, seed: int = 0, backend: Optional[str] = None) -> dict:
+    """Record ``episodes`` episodes of a run's policy into a demo file, stepping the
+    physics ``backend`` (default: the one the run trained on)."""
     if episodes < 1:
         raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
-    run = open_run(run_dir)
+    run = open_run(run_dir, backend=backend)
     policy = load_policy(run, seed_index)
     key_demo, key_random = jax.random.split(jax.random.PRNGKey(seed))
     demos, returns = demos_lib.record(run.env, _act_fn(run, stochastic), key_demo, episodes,
@@ -63,17 +64,19 @@ def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic:
                 random_return_mean=float(random.mean()), random_return_std=float(random.std()))
     metadata = {**demos.metadata, **info, "source": f"trirl demos {run_dir}",
                 "seed": seed, "deterministic": not stochastic,
-                "env_overrides": run.config.get("env_overrides", {})}
+                "env_overrides": run.config.get("env_overrides", {}),
+                "backend": run.env.backend_name}
     demos_lib.save(output, dataclasses.replace(demos, metadata=metadata))
     return {**info, "transitions": demos.num_transitions}
 
 
 def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Path] = None,
-                 stochastic: bool = False, seed: int = 1) -> dict:
-    """Per-seed mean/std true return, terminated fraction and normalised score."""
+                 stochastic: bool = False, seed: int = 1, backend: Optional[str] = None) -> dict:
+    """Per-seed mean/std true return, terminated fraction and normalised score, stepping
+    the physics ``backend`` (default: the one the run trained on)."""
     if episodes < 1:
         raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
-    run = open_run(run_dir)
+    run = open_run(run_dir, backend=backend)
     if demos_path is None and run.config.get("reference"):
         # A retrain/transfer run stores the reference it was started with.
         reference = dict(run.config["reference"])
@@ -98,7 +101,8 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
                 reference["random_return_mean"]))
         per_seed.append(entry)
     scores = [e["normalized_score"] for e in per_seed if e["normalized_score"] is not None]
-    return {"run": str(run_dir), "env": run.env.name, "episodes": episodes,
+    return {"run": str(run_dir), "env": run.env.name, "backend": run.env.backend_name,
+            "episodes": episodes,
             "deterministic": not stochastic, "per_seed": per_seed, "reference": reference,
             "return_mean": float(np.mean([e["return_mean"] for e in per_seed])),
             "normalized_score_mean": float(np.mean(scores)) if scores else None,

@@ -3,6 +3,12 @@
 A run directory holds ``config.json`` (everything needed to rebuild the run),
 ``metrics.jsonl`` and ``checkpoints/``. Several seeds train together (``vmap`` over
 the stacked state); policies are addressed by seed index.
+
+Physics backend. ``config.json`` records the concrete backend a run trained on
+(``"mjx"`` or ``"c"``; runs from before the C backend have none and are MJX). Its
+checkpoints hold that engine's physics state, so ``resume`` uses it (and refuses
+another); evaluation and demos may step another backend, since they restore only the
+policy (:func:`load_policy` reads the checkpoint in the recorded backend's layout).
 """
 
 from __future__ import annotations
@@ -108,10 +114,28 @@ def _read_config(run_dir: Path) -> dict:
                          "the file or start a new run") from None
 
 
-def open_run(run_dir: str | Path) -> Run:
+def recorded_backend(config: dict) -> str:
+    """The backend a run trained on (runs from before the C backend: MJX)."""
+    return config.get("backend", "mjx")
+
+
+def check_resume_backend(run_dir: Path, config: dict, backend: Optional[str]) -> None:
+    """One-line error when ``--backend`` asks a resumed run to change physics engine."""
+    if backend is None:
+        return
+    wanted, recorded = envs.resolve_backend(backend), recorded_backend(config)
+    if wanted != recorded:
+        raise TrirlError(f"{run_dir} was trained on the {recorded!r} backend and its "
+                         f"checkpoints hold that engine's physics state; resume it with "
+                         f"--backend {recorded} (or without --backend)")
+
+
+def open_run(run_dir: str | Path, backend: Optional[str] = None) -> Run:
+    """Rebuild a run; its env steps ``backend`` (default: the one it trained on)."""
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
-    env = envs.make(config["env"], **config.get("env_overrides", {}))
+    env = envs.make(config["env"], backend=backend or recorded_backend(config),
+                    **config.get("env_overrides", {}))
     ppo = PPO(env, ppo_config_from_dict(config["ppo"], str(run_dir / "config.json")))
     return Run(run_dir=run_dir, config=config, env=env, ppo=ppo)
 
@@ -135,10 +159,14 @@ def claim_run_dir(run_dir: Optional[Path], kind: str, env_name: str) -> Path:
 def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Optional[int] = None,
                  seeds: int = 1, seed: int = 0, ppo_overrides: Optional[dict] = None,
                  env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
-                 show_progress: bool = True) -> Path:
-    """Train PPO expert(s) on the true reward; returns the run directory."""
+                 show_progress: bool = True, backend: Optional[str] = None) -> Path:
+    """Train PPO expert(s) on the true reward; returns the run directory.
+
+    ``backend``: physics backend, "mjx", "c" or "auto" (default: auto, i.e. MJX on a
+    GPU and MuJoCo C on a CPU); the concrete one is recorded in ``config.json``.
+    """
     preset = EXPERT_PRESETS.get(env_name, {})
-    env = envs.make(env_name, **(env_overrides or {}))
+    env = envs.make(env_name, backend=backend or "auto", **(env_overrides or {}))
     cfg = PPOConfig(**{**preset.get("ppo", {}), **(ppo_overrides or {})})
     steps = int(steps or preset.get("steps", DEFAULT_STEPS))
     if seeds < 1:
@@ -146,7 +174,8 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
     num_iterations = max(1, -(-steps // cfg.batch_size))
     run_dir = claim_run_dir(run_dir, "expert", env_name)
     config = {"kind": "expert", "env": env_name, "env_overrides": env_overrides or {},
-              "ppo": dataclasses.asdict(cfg), "seeds": seeds, "seed": seed,
+              "backend": env.backend_name, "ppo": dataclasses.asdict(cfg), "seeds": seeds,
+              "seed": seed,
               "total_steps": num_iterations * cfg.batch_size, "num_iterations": num_iterations,
               "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
     write_json_atomic(run_dir / "config.json", config)
@@ -154,8 +183,11 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
     return run_dir
 
 
-def resume_expert(run_dir: Path, show_progress: bool = True) -> Path:
-    _train(open_run(run_dir), resume=True, show_progress=show_progress)
+def resume_expert(run_dir: Path, show_progress: bool = True,
+                  backend: Optional[str] = None) -> Path:
+    run = open_run(run_dir)
+    check_resume_backend(run.run_dir, run.config, backend)
+    _train(run, resume=True, show_progress=show_progress)
     return run_dir
 
 
@@ -183,6 +215,10 @@ def load_policy(run: Run, seed_index: int = 0) -> tuple:
     if not 0 <= seed_index < run.num_seeds:
         raise TrirlError(f"{run.run_dir}: --seed-index {seed_index} out of range; the run has "
                          f"{run.num_seeds} seed(s)")
+    if run.env.backend_name != recorded_backend(run.config):
+        # The checkpoint holds the physics state of the backend the run trained on; read
+        # it in that layout (shapes only, nothing is compiled), keep only the policy.
+        run = open_run(run.run_dir)
     if run.config.get("kind") == "trirl":
         from trirl import learn  # lazy: trirl.learn builds on this module
 

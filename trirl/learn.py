@@ -708,13 +708,15 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
           run_dir: Optional[Path] = None, steps: Optional[int] = None, seeds: int = 1,
           seed: int = 0, settings: Optional[dict[str, dict[str, Any]]] = None,
           env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
-          show_progress: bool = True) -> Path:
+          show_progress: bool = True, backend: Optional[str] = None) -> Path:
     """Start a TRIRL run; returns its directory. Everything is validated before the
     directory is created.
 
     Args:
       env_name: environment [default: the demos' own, else "point_maze"].
       demos: demonstration file [default: the env's bundled demos].
+      backend: physics backend "mjx", "c" or "auto" [default: auto: MJX on a GPU, MuJoCo
+        C on a CPU]; the concrete one is recorded in ``config.json`` for ``resume``.
       settings: per-section settings over the env's preset and the paper defaults
         (see :func:`build_config`); ``settings[""]`` may set variant/inputs/reward_model.
     """
@@ -724,7 +726,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
 
     env_name = env_name or default_env(demos)
     preset = LEARN_PRESETS.get(env_name, {})
-    env = envs.make(env_name, **(env_overrides or {}))
+    env = envs.make(env_name, backend=backend or "auto", **(env_overrides or {}))
     config = build_config(merge_settings(preset.get("settings", {}), settings or {}))
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
@@ -744,7 +746,8 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     run_dir = claim_run_dir(run_dir, "trirl", env_name)
     shutil.copyfile(demos, run_dir / DEMOS_FILE)
     record = {"kind": "trirl", "env": env_name, "env_overrides": env_overrides or {},
-              "ppo": dataclasses.asdict(config.policy_ppo), "trirl": dataclasses.asdict(config),
+              "backend": env.backend_name, "ppo": dataclasses.asdict(config.policy_ppo),
+              "trirl": dataclasses.asdict(config),
               "demos": DEMOS_FILE, "demos_source": str(demos), "seeds": seeds, "seed": seed,
               "total_steps": num_iterations * batch, "num_iterations": num_iterations,
               "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
@@ -753,7 +756,10 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     return run_dir
 
 
-def resume(run_dir: Path, show_progress: bool = True) -> Path:
+def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None) -> Path:
+    from trirl.expert import _read_config, check_resume_backend
+
+    check_resume_backend(Path(run_dir), _read_config(Path(run_dir)), backend)
     _train(Path(run_dir), resume=True, show_progress=show_progress)
     return Path(run_dir)
 

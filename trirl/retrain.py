@@ -64,7 +64,8 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
           run_dir: Optional[Path] = None, steps: Optional[int] = None, seeds: int = 3,
           seed: Optional[int] = None, ppo_overrides: Optional[dict] = None,
           env_overrides: Optional[dict] = None, demos: Optional[Path] = None,
-          checkpoint_every: int = 50, show_progress: bool = True) -> Path:
+          checkpoint_every: int = 50, show_progress: bool = True,
+          backend: Optional[str] = None) -> Path:
     """Train fresh PPO policies on a frozen reward; returns the run directory.
 
     Args:
@@ -73,6 +74,8 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
       ppo_overrides: over the PPO config the reward was learned with (its header).
       demos: demo file with the target env's expert/random returns [default: see
         :func:`_reference`].
+      backend: physics backend "mjx", "c" or "auto" [default: auto: MJX on a GPU, MuJoCo
+        C on a CPU]; recorded in ``config.json`` for ``resume``.
     """
     from trirl.expert import claim_run_dir, ppo_config_from_dict
     from trirl.runner import write_json_atomic
@@ -86,7 +89,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     if env_overrides is None:
         env_overrides = reward.header["env"].get("overrides", {}) \
             if env_name == reward.env_name else {}
-    env = envs.make(env_name, **env_overrides)
+    env = envs.make(env_name, backend=backend or "auto", **env_overrides)
     check_compatible(reward, env)
     prov = reward.header.get("provenance", {})
     base = ppo_config_from_dict(prov["ppo"], str(reward_path)) if "ppo" in prov else PPOConfig()
@@ -107,7 +110,8 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     shutil.copyfile(reward_path, run_dir / REWARD_FILE)
     num_iterations = max(1, -(-steps // cfg.batch_size))
     record = {"kind": kind, "env": env_name, "env_overrides": env_overrides,
-              "ppo": dataclasses.asdict(cfg), "reward": REWARD_FILE,
+              "backend": env.backend_name, "ppo": dataclasses.asdict(cfg),
+              "reward": REWARD_FILE,
               "reward_source": str(reward_path),
               "reward_sha256": hashlib.sha256(Path(reward_path).read_bytes()).hexdigest(),
               "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
@@ -119,7 +123,10 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     return run_dir
 
 
-def resume(run_dir: Path, show_progress: bool = True) -> Path:
+def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None) -> Path:
+    from trirl.expert import _read_config, check_resume_backend
+
+    check_resume_backend(Path(run_dir), _read_config(Path(run_dir)), backend)
     _train(Path(run_dir), resume=True, show_progress=show_progress)
     return Path(run_dir)
 

@@ -1,0 +1,19 @@
+"""Options shared by several commands (a module of its own: the command modules import it
+without importing each other)."""
+
+from __future__ import annotations
+
+import click
+
+NEW_RUN_BACKEND = "auto; with --resume: the run's own"
+RUN_BACKEND = "the backend the run trained on"
+
+
+def backend_option(default_text: str):
+    """``--backend mjx|c|auto`` for a command that steps environments (see
+    ``trirl.envs.resolve_backend``); ``None`` when not given."""
+    return click.option(
+        "--backend", type=click.Choice(["mjx", "c", "auto"]), default=None,
+        help="Physics backend: mjx (MuJoCo MJX on XLA: GPUs, fully compiled programs), c "
+             "(MuJoCo C on all CPU cores, several times faster without a GPU) or auto (MJX "
+             f"when JAX sees a GPU, else C) [default: {default_text}].")
