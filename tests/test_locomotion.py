@@ -241,7 +241,11 @@ def mjx_vs_c(name: str, horizon: int = 5, batch: int = 3, backend: str = "mjx",
     env, g = envs.make(name, backend=backend), gym_env(name)
     if name == "humanoid":
         g.model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON   # what trirl runs (no PGS in MJX)
-    if name == "ant":
+    if backend == "c":
+        # The same model: trirl caps the solver (envs/mujoco_v5.py) on both backends.
+        g.model.opt.iterations = env.mj_model.opt.iterations
+        g.model.opt.ls_iterations = env.mj_model.opt.ls_iterations
+    if name == "ant" and backend == "mjx":
         # MJX and C orient the tangent frames of capsule-plane contacts differently, so
         # with pyramidal friction cones (v5's default) the Ant's first ground contact
         # already differs by ~30% in angular velocity, in float64 too (docs/envs.md).
