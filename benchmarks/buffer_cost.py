@@ -27,7 +27,6 @@ per round (median). The paper's own figures (Sec. 5): 1.38x (k=1) to 1.60x (k=10
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform

@@ -126,7 +126,8 @@ class PointMaze(Env):
         return jnp.linalg.norm(arrays.qpos[:2] - jnp.asarray(self.config.goal))
 
     def _observe(self, arrays):
-        return jnp.concatenate([arrays.qpos[:2], jnp.asarray(self.config.goal, arrays.qpos.dtype)])
+        qpos = jnp.asarray(arrays.qpos)   # float32 unless x64 (tests pass float64 MjData)
+        return jnp.concatenate([qpos[:2], jnp.asarray(self.config.goal, qpos.dtype)])
 
     def _reward(self, before, after, action):
         dist = self._goal_distance(after)

@@ -5,7 +5,6 @@ R_fit handed over at each eviction; the window is ``history[-k:]`` and the recur
 a for loop (Alg. 2 lines 19-24). Nothing in it uses the buffer's head/count arithmetic.
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp
