@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +59,7 @@ from trirl.networks import ScalarMLP
 Params = Any
 
 INPUT_KINDS = ("sa", "ss", "sas")
+LOSSES = ("logistic", "least_squares")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,9 @@ class DiscriminatorConfig:
       minibatch_size: samples drawn from *each* of the expert and agent sets per step.
       use_absorbing: add the absorbing-state indicator to each state slot (App. C.4).
       max_grad_norm: optional global-norm gradient clipping (``None``: off).
+      loss: "logistic" (balanced BCE: logits estimate log rho_E / rho_pi; TRIRL, GAIL,
+        AIRL) or "least_squares" (LSGAN targets +1 expert / -1 agent; AMP, Peng et al.
+        2021, paper App. C.1).
     """
 
     hidden: tuple[int, ...] = (256, 256, 256)
@@ -90,10 +94,13 @@ class DiscriminatorConfig:
     minibatch_size: int = 512
     use_absorbing: bool = True
     max_grad_norm: Optional[float] = None
+    loss: str = "logistic"
 
     def __post_init__(self):
         if self.inputs not in INPUT_KINDS:
             raise ValueError(f"inputs must be one of {INPUT_KINDS}, got {self.inputs!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         # A list would make the config unhashable, and it is a jit static argument.
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
@@ -198,8 +205,13 @@ def init_opt_state(cfg: DiscriminatorConfig, params: Params) -> optax.OptState:
 
 
 def gradient_penalty(cfg: DiscriminatorConfig, params: Params, expert_x: jax.Array,
-                     agent_x: jax.Array, key: jax.Array) -> jax.Array:
-    """Mean over pairs of (||grad_x D(x_hat)||_2 - 1)^2, x_hat between paired samples."""
+                     agent_x: jax.Array, key: jax.Array, penalty_fn: Optional[Callable] = None
+                     ) -> jax.Array:
+    """Mean over pairs of (||grad_x D(x_hat)||_2 - 1)^2, x_hat between paired samples.
+
+    ``penalty_fn(params, x)`` is the function whose input gradient is penalised
+    [default: the logits]; AIRL passes its learned f only, so the policy log-density
+    column of its inputs (not a function of the parameters) does not enter the norm."""
     n = expert_x.shape[0]
     if cfg.gp_alpha is None:
         alpha = jax.random.uniform(key, (n, 1), expert_x.dtype)
@@ -207,43 +219,66 @@ def gradient_penalty(cfg: DiscriminatorConfig, params: Params, expert_x: jax.Arr
         alpha = jnp.full((n, 1), cfg.gp_alpha, expert_x.dtype)
     x_hat = alpha * expert_x + (1.0 - alpha) * agent_x
     # Rows do not interact, so the gradient of the sum is the per-sample gradient.
-    grads = jax.grad(lambda z: jnp.sum(logits(cfg, params, z)))(x_hat)
+    fn = penalty_fn or functools.partial(logits, cfg)
+    grads = jax.grad(lambda z: jnp.sum(fn(params, z)))(x_hat)
     # The tiny offset keeps d||g||/dg finite where g = 0.
     norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=-1) + 1e-12)
     return jnp.mean(jnp.square(norms - 1.0))
 
 
-def loss(cfg: DiscriminatorConfig, params: Params, expert_x: jax.Array, agent_x: jax.Array,
-         key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Balanced logistic loss plus gradient penalty.
+def data_loss(cfg: DiscriminatorConfig, l_e: jax.Array, l_a: jax.Array) -> jax.Array:
+    """The classification term on expert outputs ``l_e`` and agent outputs ``l_a``.
 
-    ``L = E_E[softplus(-D)] + E_pi[softplus(D)] + grad_penalty * GP`` where the first
-    two terms are the binary cross-entropies of expert (label 1) and agent (label 0)
-    samples. Both batches must have the same size (balanced classes: the optimal logit
-    is then exactly log rho_E / rho_pi).
+    * logistic: ``E_E[softplus(-D)] + E_pi[softplus(D)]``, the binary cross-entropies of
+      expert (label 1) and agent (label 0) samples;
+    * least_squares: ``E_E[(D - 1)^2] + E_pi[(D + 1)^2]`` (AMP's LSGAN targets).
+    """
+    if cfg.loss == "least_squares":
+        return jnp.mean(jnp.square(l_e - 1.0)) + jnp.mean(jnp.square(l_a + 1.0))
+    return jnp.mean(jax.nn.softplus(-l_e)) + jnp.mean(jax.nn.softplus(l_a))
+
+
+def loss(cfg: DiscriminatorConfig, params: Params, expert_x: jax.Array, agent_x: jax.Array,
+         key: jax.Array, logit_fn: Optional[Callable] = None,
+         penalty_fn: Optional[Callable] = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Balanced classification loss (``data_loss``) plus gradient penalty.
+
+    With the default logistic loss ``L = E_E[softplus(-D)] + E_pi[softplus(D)] +
+    grad_penalty * GP``. Both batches must have the same size (balanced classes: the
+    optimal logit is then exactly log rho_E / rho_pi).
+
+    ``logit_fn(params, x)`` replaces the network's logits (AIRL's structured
+    discriminator); ``penalty_fn`` is what the gradient penalty differentiates
+    [default: ``logit_fn``].
 
     Returns:
-      (loss, aux) with aux keys ``bce``, ``gp``, ``expert_acc``, ``agent_acc``.
+      (loss, aux) with aux keys ``data`` (the classification term), ``bce`` (the same,
+      logistic loss only), ``gp``, ``expert_acc``, ``agent_acc``. The accuracies
+      threshold at 0, the decision boundary of both losses.
     """
     if expert_x.shape != agent_x.shape:
         raise ValueError(f"unbalanced batches {expert_x.shape} vs {agent_x.shape}")
-    l_e = logits(cfg, params, expert_x)
-    l_a = logits(cfg, params, agent_x)
-    bce = jnp.mean(jax.nn.softplus(-l_e)) + jnp.mean(jax.nn.softplus(l_a))
-    gp = gradient_penalty(cfg, params, expert_x, agent_x, key)
+    logit_fn = logit_fn or functools.partial(logits, cfg)
+    l_e = logit_fn(params, expert_x)
+    l_a = logit_fn(params, agent_x)
+    data = data_loss(cfg, l_e, l_a)
+    gp = gradient_penalty(cfg, params, expert_x, agent_x, key, penalty_fn or logit_fn)
     aux = {
-        "bce": bce,
+        "data": data,
         "gp": gp,
         "expert_acc": jnp.mean((l_e > 0).astype(jnp.float32)),
         "agent_acc": jnp.mean((l_a < 0).astype(jnp.float32)),
     }
-    return bce + cfg.grad_penalty * gp, aux
+    if cfg.loss == "logistic":
+        aux["bce"] = data
+    return data + cfg.grad_penalty * gp, aux
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("logit_fn", "penalty_fn"))
 def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
           expert_x: jax.Array, agent_x: jax.Array, key: jax.Array,
-          expert_count: Optional[jax.Array] = None, agent_count: Optional[jax.Array] = None
+          expert_count: Optional[jax.Array] = None, agent_count: Optional[jax.Array] = None,
+          logit_fn: Optional[Callable] = None, penalty_fn: Optional[Callable] = None
           ) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
     """``cfg.num_steps`` Adam steps on minibatches drawn with replacement.
 
@@ -252,6 +287,8 @@ def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
     ``agent_count`` (traced ints, default all rows) restrict the draws to the first rows:
     a learner whose number of valid rows changes between calls (e.g. one absorbing
     sample per terminal transition) keeps fixed array shapes that way.
+
+    ``logit_fn`` / ``penalty_fn``: passed to :func:`loss` (static: hashable callables).
 
     Returns:
       (params, opt_state, metrics) with metrics = ``loss`` and the aux of ``loss``,
@@ -268,7 +305,7 @@ def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
         xe = expert_x[jax.random.randint(k_e, (mb,), 0, n_e)]
         xa = agent_x[jax.random.randint(k_a, (mb,), 0, n_a)]
         (value, aux), grads = jax.value_and_grad(loss, argnums=1, has_aux=True)(
-            cfg, params, xe, xa, k_gp)
+            cfg, params, xe, xa, k_gp, logit_fn, penalty_fn)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), {"loss": value, **aux}
 
