@@ -1,4 +1,5 @@
-"""``trirl learn``: TRIRL (paper Algorithm 2) from demonstrations (``trirl.learn``)."""
+"""``trirl learn``: TRIRL (paper Algorithm 2) from demonstrations (``trirl.learn``), or
+one of the adversarial baselines on the same machinery (``--algo``, ``trirl.baselines``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option
 @click.option("--env", "env_name", default=None,
               help="Environment name (see `trirl envs`) [default: the one the demos were "
                    "recorded on; point_maze without --demos].")
+@click.option("--algo", type=click.Choice(["trirl", "gail", "airl", "amp"]), default=None,
+              help="trirl [default], or a baseline on the same PPO, discriminator and "
+                   "absorbing-state handling (paper App. C.1): gail (reward variant: --set "
+                   "gail_reward=log_d|neg_log_one_minus_d|logit), airl (exports its "
+                   "unshaped g(s)), amp.")
 @click.option("--variant", type=click.Choice(["max_eta", "tr_loss", "retrospective_eta",
                                               "no_fit"]),
               default=None, help="How the reward correction's eta is obtained (paper Sec. "
@@ -55,7 +61,8 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option
 @click.option("--checkpoint-every", type=int, default=50, show_default=True)
 @backend_option(NEW_RUN_BACKEND)
 def learn(**options):
-    """Learn a reward and a policy from demonstrations with TRIRL."""
+    """Learn a reward and a policy from demonstrations with TRIRL (or --algo gail, airl,
+    amp: the baselines on the same machinery)."""
     # Imported here, not at module level: trirl.cli.main imports this module.
     from trirl.cli.main import _friendly
 
@@ -63,11 +70,12 @@ def learn(**options):
 
 
 def flag_settings(variant=None, capacity=None, eps=None, beta=None, inputs=None,
-                  reward_model=None) -> dict:
+                  reward_model=None, algo=None) -> dict:
     """The dedicated flags as settings (``--beta`` is 1 / ppo.entropy_coef)."""
     from trirl.errors import TrirlError
 
-    own = {name: value for name, value in (("variant", variant), ("capacity", capacity),
+    own = {name: value for name, value in (("algo", algo), ("variant", variant),
+                                           ("capacity", capacity),
                                            ("eps", eps), ("inputs", inputs),
                                            ("reward_model", reward_model))
            if value is not None}
@@ -79,7 +87,7 @@ def flag_settings(variant=None, capacity=None, eps=None, beta=None, inputs=None,
     return out
 
 
-def _learn(demos_path, env_name, variant, capacity, eps, beta, inputs, reward_model, steps,
+def _learn(demos_path, env_name, algo, variant, capacity, eps, beta, inputs, reward_model, steps,
            seeds, seed, run_dir, resume, config_path, settings, env_set, checkpoint_every,
            backend):
     from trirl import envs, learn as learn_lib
@@ -96,7 +104,7 @@ def _learn(demos_path, env_name, variant, capacity, eps, beta, inputs, reward_mo
         file_settings, file_env = learn_lib.read_config_file(config_path)
     merged = learn_lib.merge_settings(
         file_settings, learn_lib.parse_settings(settings),
-        flag_settings(variant, capacity, eps, beta, inputs, reward_model))
+        flag_settings(variant, capacity, eps, beta, inputs, reward_model, algo))
     env_name = env_name or learn_lib.default_env(demos_path)
     if env_name not in envs.names():
         envs.make(env_name)  # raises the standard unknown-env error

@@ -43,8 +43,14 @@ Variants (``TRIRLConfig.variant``; paper Sec. 4.3 and the ablations of Sec. 5)
   ``eta = eta_init`` decayed linearly to 0 over the run (``eta_schedule="linear"``, as
   in the authors' code) or held (``"constant"``); that eta is the correction.
 
-Reward model: ``"fitted"`` (the R_fit tail of the buffer) is the only one implemented;
-the feature-based reward (paper App. B) is a separate piece of work.
+Reward models: ``"fitted"`` (the R_fit tail of the buffer) and ``"features"`` (the
+feature-based reward of ``trirl.feature_reward``).
+
+Baselines (``TRIRLConfig.algo``; paper App. C.1): ``gail``, ``airl`` and ``amp`` run on
+the same machinery -- the same PPO (without the TRPL projection, which is part of
+TRIRL), discriminator network and inputs, environments and absorbing-state handling
+(App. C.4) -- but reward the policy with the latest discriminator only: no buffer, no
+correction, no R_fit. See ``trirl.baselines``.
 """
 
 from __future__ import annotations
@@ -72,7 +78,11 @@ from trirl.ppo import PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustReg
 
 Params = Any
 
+ALGOS = ("trirl", "gail", "airl", "amp")
 VARIANTS = ("max_eta", "tr_loss", "retrospective_eta", "no_fit")
+# GAIL's policy reward from the discriminator logit z, D = sigmoid(z) (App. C.1):
+# log D (the paper's), -log(1 - D), or log D - log(1 - D) = z.
+GAIL_REWARDS = ("log_d", "neg_log_one_minus_d", "logit")
 INPUTS = ("sa", "ss", "sas")
 REWARD_MODELS = ("fitted", "features")
 ETA_SCHEDULES = ("linear", "constant")
@@ -97,6 +107,13 @@ class TRIRLConfig:
     """TRIRL settings (paper Table 7 and App. C.5 ranges in brackets).
 
     Attributes:
+      algo: one of :data:`ALGOS`: "trirl" or a baseline on the same machinery ("gail",
+        "airl", "amp"; module docstring and ``trirl.baselines``). Settings that only
+        TRIRL has (variant, reward_model, eps, capacity, eta_*, fit, the TRPL bounds)
+        do not apply to the baselines.
+      gail_reward: GAIL's policy reward from the logit z, one of :data:`GAIL_REWARDS`:
+        "log_d" = log sigmoid(z) (paper App. C.1, default), "neg_log_one_minus_d" =
+        -log(1 - sigmoid(z)) = softplus(z), "logit" = z.
       variant: one of :data:`VARIANTS` (see the module docstring).
       inputs: discriminator inputs: "sa" = D(s, a) (needs demo actions), "ss" = D(s, s')
         for observation-only demos (paper Sec. 4.4), "sas" = D(s, a, s'). The
@@ -119,6 +136,8 @@ class TRIRLConfig:
       fit: the R_fit regression.
     """
 
+    algo: str = "trirl"
+    gail_reward: str = "log_d"
     variant: str = "max_eta"
     inputs: str = "sa"
     reward_model: str = "fitted"
@@ -136,6 +155,8 @@ class TRIRLConfig:
             if value not in options:
                 raise TrirlError(f"TRIRL {name} {value!r} is not one of {', '.join(options)}")
 
+        choose("algo", self.algo, ALGOS)
+        choose("gail_reward", self.gail_reward, GAIL_REWARDS)
         choose("variant", self.variant, VARIANTS)
         choose("inputs", self.inputs, INPUTS)
         choose("eta_schedule", self.eta_schedule, ETA_SCHEDULES)
@@ -153,11 +174,26 @@ class TRIRLConfig:
         if not self.ppo.entropy_coef > 0:
             raise TrirlError(f"TRIRL needs ppo.entropy_coef > 0 (it is 1/beta; paper: 8e-5 - "
                              f"5e-3), got {self.ppo.entropy_coef}")
-        if self.variant != "tr_loss" and self.ppo.trust_region is None:
+        if self.algo != "trirl":
+            # Fail loudly rather than silently ignore a TRIRL-only choice on a baseline.
+            if self.variant != "max_eta" or self.reward_model != "fitted":
+                raise TrirlError(f"TRIRL algo {self.algo!r} has no variant or reward model "
+                                 "(they are TRIRL's reward correction); drop --variant / "
+                                 "--reward-model or use --algo trirl")
+            if self.algo == "airl" and self.inputs != "sa":
+                raise TrirlError(f"TRIRL algo 'airl' learns g(s) and h(s) from (s, a, s') "
+                                 f"transitions with actions, so inputs={self.inputs!r} does not "
+                                 "apply; drop --inputs (AIRL needs demos with actions)")
+        elif self.variant != "tr_loss" and self.ppo.trust_region is None:
             raise TrirlError(f"TRIRL variant {self.variant!r} needs ppo.trust_region (the TRPL "
                              "bounds); use variant tr_loss for an update without projection")
         if self.disc.inputs != self.inputs:
             object.__setattr__(self, "disc", dataclasses.replace(self.disc, inputs=self.inputs))
+        # The loss follows the algorithm (like inputs): TRIRL's reward update needs logits
+        # that estimate log rho_E / rho_pi, which only the logistic loss gives.
+        loss = "least_squares" if self.algo == "amp" else "logistic"
+        if self.disc.loss != loss:
+            object.__setattr__(self, "disc", dataclasses.replace(self.disc, loss=loss))
 
     @property
     def beta(self) -> float:
@@ -173,9 +209,15 @@ class TRIRLConfig:
         return self.variant in ("retrospective_eta", "no_fit")
 
     @property
+    def baseline(self) -> bool:
+        return self.algo != "trirl"
+
+    @property
     def policy_ppo(self) -> PPOConfig:
-        """The PPO config the policy trains with: without projection for ``tr_loss``."""
-        if self.variant == "tr_loss":
+        """The PPO config the policy trains with: without projection for ``tr_loss`` and
+        for the baselines (their papers and App. C.5: plain clipped PPO; the projection
+        is part of TRIRL)."""
+        if self.variant == "tr_loss" or self.baseline:
             return dataclasses.replace(self.ppo, trust_region=None)
         return self.ppo
 
@@ -539,7 +581,12 @@ def compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int):
     Cached per (env, config, num_iterations), so runs and tests in one process share
     the (slow) compilation.
     """
-    learner = TRIRL(env, config, num_iterations)
+    if config.baseline:
+        from trirl.baselines import Adversarial
+
+        learner = Adversarial(env, config, num_iterations)
+    else:
+        learner = TRIRL(env, config, num_iterations)
     init = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))
     iterate = jax.jit(jax.vmap(learner.iteration, in_axes=(0, None)))
     return learner, init, iterate
@@ -743,7 +790,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
     num_iterations = max(1, -(-steps // batch))
-    run_dir = claim_run_dir(run_dir, "trirl", env_name)
+    run_dir = claim_run_dir(run_dir, config.algo, env_name)
     shutil.copyfile(demos, run_dir / DEMOS_FILE)
     record = {"kind": "trirl", "env": env_name, "env_overrides": env_overrides or {},
               "backend": env.backend_name, "ppo": dataclasses.asdict(config.policy_ppo),
@@ -826,15 +873,24 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
 
     session = open_session(run_dir)
     cfg = session.run.config
+    label = f"{describe(session.config)} {cfg['env']}"
     train_loop(run_dir, session.init, lambda s: session.iterate(s)[:2],
                num_iterations=cfg["num_iterations"],
                steps_per_iteration=session.config.ppo.batch_size,
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
-               label=f"trirl {cfg['env']} ({session.config.variant})",
-               show_progress=show_progress)
+               label=label, show_progress=show_progress)
     if show_progress:
-        print_summary(run_dir, SUMMARY_COLUMNS,
-                      f"trirl {cfg['env']} ({session.config.variant}): last logged values")
+        columns = SUMMARY_COLUMNS
+        if session.config.baseline:  # no eta / step size: they are TRIRL's correction
+            columns = {k: v for k, v in columns.items() if k not in ("eta", "eps_tr")}
+        print_summary(run_dir, columns, f"{label}: last logged values")
+
+
+def describe(config: TRIRLConfig) -> str:
+    """``"trirl (max_eta)"``, ``"gail (log_d)"``, ``"airl"``, ``"amp"``: run labels."""
+    if config.algo == "trirl":
+        return f"trirl ({config.variant})"
+    return f"gail ({config.gail_reward})" if config.algo == "gail" else config.algo
 
 
 def checkpoint_like(run) -> Any:

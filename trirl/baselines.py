@@ -1,0 +1,228 @@
+"""Adversarial baselines on TRIRL's machinery: GAIL, AIRL and AMP (paper App. C.1).
+
+``trirl learn --algo gail|airl|amp`` trains them with everything a TRIRL run shares --
+the PPO of ``trirl.ppo``, the discriminator network and inputs of
+``trirl.discriminator`` (``TRIRLConfig.disc``/``inputs``), the demo-statistics input
+normaliser, the environments and the absorbing-state handling of App. C.4 (absorbing
+samples in both discriminator sets, r(s_a) learned and bootstrapped as
+``gamma / (1 - gamma) r(s_a)``) -- so a comparison isolates the reward update. What
+differs, per the paper:
+
+* the policy is rewarded with the *latest* discriminator only: no buffer of
+  discriminators, no eta correction, no R_fit (those are TRIRL's contribution);
+* PPO runs without the TRPL projection (plain clipped PPO, as in the baselines' papers
+  and App. C.5; ``TRIRLConfig.policy_ppo``).
+
+Rewards (z is the discriminator output, D = sigmoid(z) for the logistic losses):
+
+* ``gail`` (Ho & Ermon 2016): logistic loss; policy reward by ``gail_reward``:
+  ``log_d`` = log D = -softplus(-z) (the paper's "log sigma(D(s, a))", default),
+  ``neg_log_one_minus_d`` = -log(1 - D) = softplus(z), ``logit`` = z.
+* ``airl`` (Fu et al. 2018): ``f(s, s') = g(s) + gamma h(s') - h(s)`` with state-only
+  ``g`` and ``h`` (each the discriminator's MLP on one state slot ``[s, i]``), and the
+  structured discriminator ``D = exp(f) / (exp(f) + pi(a|s))``, i.e. logit
+  ``z = f - log pi(a|s)`` with the log-density of the policy that collected the
+  rollout (for expert rows: that policy evaluated at the expert's action). Logistic
+  loss; policy reward ``log D - log(1 - D) = f - log pi(a|s)`` (Fu et al.'s reward;
+  PPO's entropy bonus comes on top, as for every algorithm here). The *exported*
+  reward is the unshaped ``g(s)`` alone -- the part AIRL claims transfers (Table 1).
+  In the absorbing state no policy acts, so its rows carry ``log pi = 0`` and
+  ``r(s_a) = f(s_a, s_a) = g(s_a) + (gamma - 1) h(s_a)``.
+* ``amp`` (Peng et al. 2021): least-squares loss, targets +1 expert / -1 agent;
+  reward ``max(0, 1 - 0.25 (z - 1)^2)``.
+
+The gradient penalty of ``DiscriminatorConfig`` applies to all three (for AIRL to f,
+the learned part of its logit).
+
+Units: the baselines' rewards go to PPO as they are (they are O(1) already), so the
+reward PPO optimised -- and the exported one, except AIRL's unshaped g -- is that
+value; ``beta = 1 / entropy_coef`` is recorded for the file format only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from trirl import discriminator as disc
+from trirl import normalizer, trpl
+from trirl.learn import GAP_SAMPLES, TRIRL, ExpertData, RewardParams, Trace, TRIRLState
+from trirl.policy import log_prob
+from trirl.ppo import all_finite
+
+# The exported reward as a transform of the file's network output y (docs/reward-format.md).
+OUTPUTS = {"log_d": "log_sigmoid", "neg_log_one_minus_d": "softplus", "logit": "identity"}
+
+
+def amp_reward(z: jax.Array) -> jax.Array:
+    """AMP's reward of the least-squares discriminator output (Peng et al. 2021, eq. 7)."""
+    return jnp.maximum(0.0, 1.0 - 0.25 * jnp.square(z - 1.0))
+
+
+def gail_reward(kind: str, z: jax.Array) -> jax.Array:
+    """GAIL's reward of the logit z (``TRIRLConfig.gail_reward``)."""
+    if kind == "log_d":
+        return -jax.nn.softplus(-z)  # log sigmoid(z) without overflow for z << 0
+    if kind == "neg_log_one_minus_d":
+        return jax.nn.softplus(z)
+    return z
+
+
+class Adversarial(TRIRL):
+    """GAIL / AIRL / AMP (``config.algo``): pure functions over :class:`TRIRLState`
+    (``buffer``/``fit_opt_state`` are empty, ``policies`` None), so runs, checkpoints,
+    sessions and exports are TRIRL runs' own machinery."""
+
+    def __init__(self, env, config, num_iterations: int = 1):
+        super().__init__(env, config, num_iterations)
+        self.algo = config.algo
+        self.airl = self.algo == "airl"
+        self.gamma = config.ppo.gamma
+        if self.airl:
+            # f reads (s, s'); the extra last column holds log pi(a|s) (0 in s_a).
+            self.pair_cfg = dataclasses.replace(self.disc_cfg, inputs="ss")
+            self.state_dim = env.observation_size + int(self.disc_cfg.use_absorbing)
+            self.input_dim = 2 * self.state_dim + 1
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def disc_x(self, stats, obs, action, next_obs, next_absorbing) -> jax.Array:
+        """As TRIRL's; AIRL: the (s, s') part ``[s, i, s', i']`` (append log pi with
+        :meth:`airl_rows`)."""
+        if not self.airl:
+            return super().disc_x(stats, obs, action, next_obs, next_absorbing)
+        if self.config.normalize_disc_inputs:
+            obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
+        return disc.disc_input(self.pair_cfg, obs, None, next_obs, next_absorbing=next_absorbing)
+
+    @staticmethod
+    def airl_rows(x_pair: jax.Array, logp: jax.Array) -> jax.Array:
+        return jnp.concatenate([x_pair, logp[..., None].astype(x_pair.dtype)], axis=-1)
+
+    def _absorbing_x(self) -> jax.Array:
+        if not self.airl:
+            return super()._absorbing_x()
+        pair = disc.absorbing_input(self.pair_cfg, self.env.observation_size,
+                                    self.env.action_size)
+        return jnp.concatenate([pair, jnp.zeros((1,), pair.dtype)])  # no policy acts in s_a
+
+    # -- the discriminator ------------------------------------------------------------
+
+    def init_disc(self, key: jax.Array):
+        if not self.airl:
+            return disc.init(self.disc_cfg, key, self.input_dim)
+        k_g, k_h = jax.random.split(key)
+        return {"g": disc.init(self.disc_cfg, k_g, self.state_dim),
+                "h": disc.init(self.disc_cfg, k_h, self.state_dim)}
+
+    def airl_g(self, params, x: jax.Array) -> jax.Array:
+        """The unshaped reward g(s) of AIRL rows (or of bare ``[s, i]`` state slots)."""
+        return disc.logits(self.disc_cfg, params["g"], x[..., :self.state_dim])
+
+    def airl_f(self, params, x: jax.Array) -> jax.Array:
+        """f(s, s') = g(s) + gamma h(s') - h(s) of AIRL rows (the log pi column unused)."""
+        d = self.state_dim
+        h = lambda s: disc.logits(self.disc_cfg, params["h"], s)  # noqa: E731
+        return self.airl_g(params, x) + self.gamma * h(x[..., d:2 * d]) - h(x[..., :d])
+
+    def airl_logits(self, params, x: jax.Array) -> jax.Array:
+        """AIRL's logit log D - log(1 - D) = f - log pi(a|s)."""
+        return self.airl_f(params, x) - x[..., -1]
+
+    def logits(self, params, x: jax.Array) -> jax.Array:
+        """The discriminator output z the loss sees, on inputs x (..., input_dim)."""
+        if self.airl:
+            return self.airl_logits(params, x)
+        return disc.logits(self.disc_cfg, params, x)
+
+    def train_discriminator(self, params, opt_state, expert_pool, agent_pool, key):
+        (x_e, n_e), (x_a, n_a) = expert_pool, agent_pool
+        extra = {"logit_fn": self.airl_logits, "penalty_fn": self.airl_f} if self.airl else {}
+        return disc.train(self.disc_cfg, params, opt_state, x_e, x_a, key, n_e, n_a, **extra)
+
+    # -- rewards ----------------------------------------------------------------------
+
+    def policy_reward(self, params, x: jax.Array) -> jax.Array:
+        """The reward PPO optimises, of inputs x (..., input_dim) (AIRL: with log pi)."""
+        z = self.logits(params, x)
+        if self.algo == "amp":
+            return amp_reward(z)
+        if self.algo == "gail":
+            return gail_reward(self.config.gail_reward, z)
+        return z  # AIRL: log D - log(1 - D) = f - log pi
+
+    def exported_reward(self, params, x: jax.Array) -> jax.Array:
+        """The reward a ``.reward`` file holds: the policy reward, except AIRL's
+        unshaped g(s) (the log pi and shaping terms depend on the policy and on h)."""
+        if self.airl:
+            return self.airl_g(params, x)
+        return self.policy_reward(params, x)
+
+    def reward_fn(self, params: RewardParams, obs, action, next_obs, absorbing) -> jax.Array:
+        """``LearnedReward.fn``. AIRL: f only -- its ``- log pi(a|s)`` needs the
+        behaviour policy, so :meth:`iteration` takes it from the rollout instead."""
+        x = self.disc_x(params.disc_stats, obs, action, next_obs, absorbing)
+        if self.airl:
+            return self.airl_f(params.disc_params, x)
+        return self.policy_reward(params.disc_params, x)
+
+    def absorbing_reward(self, params: RewardParams) -> jax.Array:
+        if not self.disc_cfg.use_absorbing:
+            return jnp.zeros((), jnp.float32)
+        return self.policy_reward(params.disc_params, self._absorbing_x()[None])[0]
+
+    # -- state and iteration ----------------------------------------------------------
+
+    def init(self, key: jax.Array, expert: ExpertData) -> TRIRLState:
+        k_ppo, k_disc, key = jax.random.split(key, 3)
+        disc_params = self.init_disc(k_disc)
+        stats = normalizer.update(normalizer.init(self.env.observation_size), expert.obs)
+        return TRIRLState(ppo=self.ppo.init(k_ppo), disc_params=disc_params,
+                          disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
+                          buffer=(), fit_opt_state=(), disc_stats=stats, policies=None, key=key)
+
+    def iteration(self, state: TRIRLState, expert: ExpertData
+                  ) -> tuple[TRIRLState, dict, Trace]:
+        """collect; train the discriminator on expert vs. rollout (+ absorbing samples);
+        one PPO update on the latest discriminator's reward."""
+        key, k_disc, k_gap = jax.random.split(state.key, 3)
+        ppo_state, rollout, ep_stats = self.ppo.collect(state.ppo)
+        stats = state.disc_stats
+        x = self.disc_x(stats, rollout.obs, rollout.action, rollout.next_obs, rollout.absorbing)
+        x_e = self.disc_x(stats, expert.obs, expert.actions, expert.next_obs, expert.absorbing)
+        if self.airl:
+            # log pi of the policy that collected the rollout, at the agent's (raw) and the
+            # expert's actions: D = exp(f) / (exp(f) + pi(a|s)) for both sets.
+            mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, expert.obs)
+            x = self.airl_rows(x, rollout.log_prob)
+            x_e = self.airl_rows(x_e, log_prob(mean, std, expert.actions))
+        x = x.reshape(-1, self.input_dim)
+        disc_params, disc_opt_state, dm = self.train_discriminator(
+            state.disc_params, state.disc_opt_state, self._with_absorbing(x_e, expert.absorbing),
+            self._with_absorbing(x, rollout.absorbing), k_disc)
+
+        params = RewardParams(buffer=(), disc_params=disc_params, disc_stats=stats, etas=None)
+        rewards = self.policy_reward(disc_params, x).reshape(rollout.absorbing.shape)
+        r_abs = self.absorbing_reward(params)
+        ppo_state, metrics = self.ppo.update_with_rewards(ppo_state, rollout, rewards, r_abs)
+
+        mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, rollout.obs)
+        old_std = rollout.std.reshape(-1, rollout.std.shape[-1])[0]
+        k_e, k_a = jax.random.split(k_gap)
+        pick = lambda k, a: a[jax.random.randint(k, (GAP_SAMPLES,), 0, a.shape[0])]  # noqa: E731
+        r_e = jnp.mean(self.policy_reward(disc_params, pick(k_e, x_e)))
+        r_a = jnp.mean(self.policy_reward(disc_params, pick(k_a, x)))
+        metrics.update(ep_stats)
+        metrics.update(
+            policy_kl=jnp.mean(trpl.gaussian_kl(mean, std, rollout.mean, old_std)),
+            reward_expert=r_e, reward_agent=r_a, reward_gap=r_e - r_a,
+            disc_loss=dm["loss"], disc_data_loss=dm["data"], disc_gp=dm["gp"],
+            disc_expert_acc=dm["expert_acc"], disc_agent_acc=dm["agent_acc"],
+            disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
+            reward_std=jnp.std(rewards), reward_absorbing=r_abs,
+            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params)))
+        state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
+                           buffer=(), fit_opt_state=(), disc_stats=stats, policies=None, key=key)
+        return state, metrics, Trace(rollout=rollout, rewards=rewards, absorbing_reward=r_abs)
