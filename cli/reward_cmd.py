@@ -21,11 +21,14 @@ def _friendly(fn):
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="File to write (.reward, or .onnx with --format onnx).")
-@click.option("--form", type=click.Choice(["composite", "fitted", "features"]), default=None,
+@click.option("--form", type=click.Choice(["composite", "fitted", "features", "adversarial"]),
+              default=None,
               help="composite [default for the fitted reward model]: the exact corrected "
               "reward (R_fit + the k buffered discriminators); features [default for "
               "--reward-model features]: base-feature encoder + linear weights, exact; "
-              "fitted: one network fitted to the run's reward (smaller, faster).")
+              "fitted: one network fitted to the run's reward (smaller, faster); "
+              "adversarial [the only form of --algo gail/airl/amp runs]: the latest "
+              "discriminator's reward (AIRL: its unshaped g(s)).")
 @click.option("--format", "fmt", type=click.Choice(["safetensors", "onnx"]),
               default="safetensors", show_default=True)
 @click.option("--seed-index", type=int, default=0, show_default=True,

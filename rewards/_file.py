@@ -21,8 +21,11 @@ from trirl.rewards import features
 FORMAT = "trirl.reward"
 FORMAT_VERSION = 1
 METADATA_KEY = "trirl_reward"
-FORMS = ("composite", "fitted", "features")
-INPUT_KINDS = ("sa", "ss", "sas", "features")
+FORMS = ("composite", "fitted", "features", "adversarial")
+# "s": a state-only reward r(s) (AIRL's unshaped g).
+INPUT_KINDS = ("s", "sa", "ss", "sas", "features")
+# Output transforms of the adversarial form (trirl.rewards.reward.OUTPUT_TRANSFORMS).
+OUTPUTS = ("identity", "log_sigmoid", "softplus", "amp")
 ACTIVATIONS = ("tanh", "relu", "elu", "silu")
 
 
@@ -161,7 +164,8 @@ def input_width(header: dict) -> int:
     if header["inputs"]["kind"] == "features":
         return len(header["features"]) + indicator
     state = obs + indicator
-    return {"sa": state + act, "ss": 2 * state, "sas": 2 * state + act}[header["inputs"]["kind"]]
+    return {"s": state, "sa": state + act, "ss": 2 * state,
+            "sas": 2 * state + act}[header["inputs"]["kind"]]
 
 
 def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -228,6 +232,16 @@ def validate(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
     if form == "features":
         _check_network(path, header, "reward", tensors, None, width)
         return
+    if form == "adversarial":
+        _check_network(path, header, "reward", tensors, None, width)
+        output = _get(path, header, "adversarial.output", str)
+        if output not in OUTPUTS:
+            _fail(path, "adversarial.output", f"is {output!r}, not one of {', '.join(OUTPUTS)}",
+                  "upgrade trirl or re-export the file")
+        return
+    if kind == "s":
+        _fail(path, "inputs.kind", "is 's' (state only), which only the adversarial form "
+              "uses")
     base = _get(path, header, "composite.base", str)
     if base not in ("fit", "zero"):
         _fail(path, "composite.base", f"is {base!r}, not 'fit' or 'zero'")

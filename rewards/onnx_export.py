@@ -73,6 +73,20 @@ def _mlp(g: _Graph, reward: Reward, prefix: str, x: str) -> str:
     return g.op("Squeeze", h, g.const(np.array([-1], np.int64)))
 
 
+def _output_transform(g: _Graph, name: str, y: str) -> str:
+    """``trirl.rewards.reward.output_transform`` as nodes."""
+    if name == "log_sigmoid":  # log sigmoid(y) = -softplus(-y)
+        return g.op("Neg", g.op("Softplus", g.op("Neg", y)))
+    if name == "softplus":
+        return g.op("Softplus", y)
+    if name == "amp":  # max(0, 1 - 0.25 (y - 1)^2)
+        d = g.op("Sub", y, g.const(np.float32(1.0)))
+        q = g.op("Sub", g.const(np.float32(1.0)),
+                 g.op("Mul", g.const(np.float32(0.25)), g.op("Mul", d, d)))
+        return g.op("Max", q, g.const(np.float32(0.0)))
+    return y
+
+
 def _state_slot(g: _Graph, reward: Reward, s: str, flag: str | None) -> list[str]:
     inputs = reward.header["inputs"]
     if inputs["normalize"]:
@@ -131,7 +145,7 @@ def to_onnx(reward: Reward):
     if kind == "features":
         parts = _state_slot(g, reward, _features(g, reward.header["features"], action), None)
     else:
-        parts = _state_slot(g, reward, "obs", None)
+        parts = _state_slot(g, reward, "obs", None)  # kind "s": nothing else
         if kind in ("sa", "sas"):
             parts.append(action)
         if kind in ("ss", "sas"):
@@ -140,7 +154,10 @@ def to_onnx(reward: Reward):
             parts += _state_slot(g, reward, "next_obs", "absorbing")
     x = g.op("Concat", *parts, axis=1, hint="x")
     header = reward.header
-    if header["form"] in ("fitted", "features"):
+    if header["form"] == "adversarial":
+        r = _output_transform(g, header["adversarial"]["output"],
+                              _mlp(g, reward, "reward", x))
+    elif header["form"] in ("fitted", "features"):
         r = _mlp(g, reward, "fit" if header["form"] == "fitted" else "reward", x)
     else:
         comp = header["composite"]

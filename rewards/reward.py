@@ -31,6 +31,21 @@ def _activation(xp, name: str) -> Callable:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def output_transform(xp, name: str, y):
+    """The adversarial form's reward of its network output y (docs/reward-format.md):
+    GAIL's log D = log sigmoid(y) or -log(1 - D) = softplus(y), AMP's clipped quadratic,
+    or y itself (GAIL's logit, AIRL's g). logaddexp keeps both sides overflow-free."""
+    if name == "log_sigmoid":
+        return -xp.logaddexp(0.0, -y)
+    if name == "softplus":
+        return xp.logaddexp(0.0, y)
+    if name == "amp":
+        return xp.maximum(0.0, 1.0 - 0.25 * xp.square(y - 1.0))
+    if name == "identity":
+        return y
+    raise ValueError(f"unknown output transform {name!r}")
+
+
 def mlp(xp, tensors: dict, name: str, depth: int, activation: str, x):
     """Forward pass of the MLP ``{name}/layer{i}/kernel|bias``: x (N, D) -> (N,), or for
     stacked members (m, D, H) kernels -> (m, N) with one batched matmul per layer."""
@@ -59,7 +74,8 @@ def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_abs
                 obs_absorbing):
     """The network input of a batch of transitions (rows of ``trirl.discriminator``'s
     ``disc_input``: "sa" [s, i, a], "ss" [s, i, s', i'], "sas" [s, i, a, s', i']; or of
-    the feature-based learner: "features" [f, i], f zeroed in s_a)."""
+    the feature-based learner: "features" [f, i], f zeroed in s_a; state-only "s"
+    [s, i])."""
     kind = header["inputs"]["kind"]
     if "action_low" in header["env"]:
         # The reward judges the executed action: the env clips to these bounds.
@@ -69,6 +85,8 @@ def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_abs
         f = features.evaluate(xp, header["features"], obs, action, next_obs)
         return xp.concatenate(_state_slot(xp, header, tensors, f, obs_absorbing), axis=-1)
     parts = _state_slot(xp, header, tensors, obs, obs_absorbing)
+    if kind == "s":
+        return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-1)
     if kind in ("sa", "sas"):
         if header["inputs"]["absorbing_indicator"]:
             action = xp.where(obs_absorbing[:, None], 0.0, action)
@@ -81,6 +99,10 @@ def build_input(xp, header: dict, tensors: dict, obs, action, next_obs, next_abs
 def program(xp, header: dict, tensors: dict, x):
     """Reward of network inputs x (N, D) -> (N,), in units of r / beta."""
     nets = header["networks"]
+    if header["form"] == "adversarial":
+        net = nets["reward"]
+        y = mlp(xp, tensors, "reward", len(net["layers"]) - 1, net["activation"], x)
+        return output_transform(xp, header["adversarial"]["output"], y)
     if header["form"] in ("fitted", "features"):
         # features: the encoder's layers, then the linear reward weights (already / beta).
         name = "fit" if header["form"] == "fitted" else "reward"
@@ -141,7 +163,7 @@ class Reward:
 
     @property
     def inputs(self) -> str:
-        """"sa", "ss", "sas" or "features": what the reward's network reads."""
+        """"s", "sa", "ss", "sas" or "features": what the reward's network reads."""
         return self.header["inputs"]["kind"]
 
     @property

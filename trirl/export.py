@@ -12,8 +12,13 @@ Forms (``docs/reward-format.md``):
 * ``features`` -- a run of the feature-based reward model (``trirl.feature_reward``):
   the env's base-feature spec, the encoder (the discriminator's hidden layers) and the
   corrected linear weights as its output layer. Exact, like ``composite``.
+* ``adversarial`` -- a baseline run (``--algo gail|airl|amp``, ``trirl.baselines``):
+  its latest discriminator network and the output transform of its reward (GAIL's
+  log D / -log(1 - D) / logit, AMP's clipped quadratic); for AIRL the unshaped g(s)
+  alone, on state-only inputs (kind ``s``). Exact.
 
-The reward is exported in the policy's units, ``r / beta`` (see ``trirl.learn``).
+The reward is exported in the policy's units, ``r / beta`` for TRIRL (see
+``trirl.learn``); a baseline's reward is the one its PPO optimised (AIRL: g).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
 from trirl.rewards import _file
 
-FORMS = ("composite", "fitted", "features")
+FORMS = ("composite", "fitted", "features", "adversarial")
 NORMALIZE_CLIP = 10.0  # trirl.normalizer.normalize's default, used by the learner
 
 
@@ -134,8 +139,11 @@ def _base_header(rr: RunReward, form: str) -> dict:
                  "trained in (PPO with entropy coefficient 1 / beta)",
         "gamma": float(cfg.ppo.gamma),
         "provenance": {
-            "algorithm": "trirl", "variant": cfg.variant,
-            "k": None if cfg.features else cfg.capacity, "eps": cfg.eps,
+            "algorithm": cfg.algo,
+            **({"variant": cfg.variant, "k": None if cfg.features else cfg.capacity,
+                "eps": cfg.eps} if not cfg.baseline else
+               {"variant": cfg.gail_reward if cfg.algo == "gail" else None,
+                "k": None, "eps": None}),
             "reward_model": cfg.reward_model, "iterations": rr.iterations,
             "env_steps": rr.iterations * cfg.ppo.batch_size, "seed": run.config["seed"],
             "seed_index": rr.seed_index, "run": run.run_dir.name,
@@ -210,6 +218,32 @@ def features(rr: RunReward) -> tuple[dict, dict]:
     return header, tensors
 
 
+def adversarial(rr: RunReward) -> tuple[dict, dict]:
+    """``(header, tensors)`` of a baseline run: one network ``reward`` and the output
+    transform of its reward. AIRL exports g alone, on the state slot ``[s, i]``."""
+    from trirl.baselines import OUTPUTS
+
+    learner, cfg = rr.session.learner, rr.session.config
+    header = _base_header(rr, "adversarial")
+    if cfg.algo == "airl":
+        layers = _layers(rr.disc_params["g"], "reward")
+        header["inputs"]["kind"] = "s"
+        output = "identity"
+    else:
+        layers = _layers(rr.disc_params, "reward")
+        output = "amp" if cfg.algo == "amp" else OUTPUTS[cfg.gail_reward]
+    header["units"] = ("the reward the policy was trained on (PPO with entropy coefficient "
+                       "1 / beta)" if cfg.algo != "airl" else
+                       "AIRL's unshaped reward g(s); its policy was trained on g(s) + gamma "
+                       "h(s') - h(s) - log pi(a|s) (PPO with entropy coefficient 1 / beta)")
+    header["networks"] = {"reward": _network(layers, "reward", cfg.disc.activation)}
+    header["adversarial"] = {"algo": cfg.algo, "output": output}
+    x_abs = learner._absorbing_x()[None]
+    header["absorbing_reward"] = float(learner.exported_reward(rr.disc_params, x_abs)[0]) \
+        if cfg.disc.use_absorbing else 0.0
+    return header, {**_normalizer_tensors(rr), **layers}
+
+
 def _absorbing_reward(rr: RunReward) -> float:
     if not rr.session.config.disc.use_absorbing:
         return 0.0
@@ -237,13 +271,24 @@ def export(run_dir: Path, output: Path, *, form: Optional[str] = None, seed_inde
         onnx_export.save(reward, output)
         return reward.header
     rr = load_run_reward(run_dir, seed_index)
-    exact = "features" if rr.session.config.features else "composite"
+    cfg = rr.session.config
+    if cfg.baseline:
+        if form not in (None, "adversarial"):
+            raise TrirlError(f"{run_dir}: --form {form} is for TRIRL runs; this {cfg.algo} run "
+                             "exports its discriminator's reward exactly: drop --form or "
+                             "use --form adversarial")
+        form = "adversarial"
+    exact = "features" if cfg.features else "composite"
     form = exact if form is None else form
+    if form == "adversarial" and not cfg.baseline:
+        raise TrirlError(f"{run_dir}: --form adversarial is for baseline runs (--algo gail, "
+                         f"airl, amp); use --form {exact} or fitted")
     if form in ("composite", "features") and form != exact:
         model = "features" if form == "features" else "fitted"
         raise TrirlError(f"{run_dir}: --form {form} needs a run of the {model} reward model and "
                          f"this run's exact form is {exact}; use --form {exact} or fitted")
-    header, tensors = {"composite": composite, "features": features}[form](rr) \
+    header, tensors = {"composite": composite, "features": features,
+                       "adversarial": adversarial}[form](rr) \
         if form != "fitted" else fitted(rr, fit)
     if fmt == "onnx":
         from trirl.rewards import onnx_export
