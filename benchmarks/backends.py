@@ -26,14 +26,13 @@ Rate = env steps of those iterations / their wall time (learning included).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -43,27 +42,12 @@ from trirl import envs, learn
 from trirl.evaluation import bundled_demos
 from trirl.expert import EXPERT_PRESETS
 from trirl.ppo import PPO, PPOConfig
+from trirl.runner import write_json_atomic
+
+from env_throughput import cpu_model  # sibling script (benchmarks/ is sys.path[0])
 
 BACKENDS = ("mjx", "c")
 DEFAULT_ENVS = "point_maze,halfcheetah,hopper,walker2d,ant,humanoid"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------- env throughput
@@ -258,7 +242,7 @@ def main() -> None:
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     print_tables(env_rows, e2e_rows, meta)
     if args.json:
-        write_json_atomic(args.json, {"meta": meta, "env": env_rows, "end_to_end": e2e_rows})
+        write_json_atomic(Path(args.json), {"meta": meta, "env": env_rows, "end_to_end": e2e_rows})
         print(f"wrote {args.json}")
 
 
