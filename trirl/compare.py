@@ -351,6 +351,9 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
     run_dir = cell / LEARN_DIR
     if _stale(run_dir):
         shutil.rmtree(run_dir)
+    # Training changes the policy: an evaluation on disk (of an earlier final checkpoint
+    # that was since removed) no longer describes it.
+    (run_dir / EVALUATION_FILE).unlink(missing_ok=True)
     resumed = (run_dir / "config.json").is_file()
     start = _latest_step(run_dir) if resumed else 0
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
