@@ -238,6 +238,23 @@ def test_rerun_with_other_settings_is_refused(grid):
     assert (grid["out"] / compare.GRID_FILE).read_text() == before
 
 
+def test_a_failing_cell_does_not_stop_the_grid(grid, monkeypatch):
+    """The trirl cell fails (as a diverged run would); the grid goes on to the gail
+    cell, writes the report, and then exits with one error naming the cell."""
+    def fail(config, out, env_name, algo, show_progress=True):
+        raise TrirlError("training diverged at iteration 1 (test)")
+
+    monkeypatch.setattr(compare, "cell_complete", lambda config, out, e, a: a != "trirl")
+    monkeypatch.setattr(compare, "run_cell", fail)
+    report = grid["out"] / "report" / "summary.json"
+    report.unlink()
+    result = _cli(*_grid_args(grid["demos"], grid["out"]))
+    assert result.exit_code == 2
+    failed = result.output.index("cell point_maze/trirl failed: training diverged")
+    assert result.output.index("cell point_maze/gail: finished, skipped") > failed
+    assert "cell(s) point_maze/trirl failed" in result.output and report.is_file()
+
+
 def test_interrupted_cell_resumes_from_its_checkpoint(grid):
     """Without its final checkpoint the trirl cell is an interrupted run: the next
     invocation resumes it from iteration 1 (the gail cell is skipped) and reproduces

@@ -41,8 +41,10 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -458,6 +460,11 @@ def _spawn_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> N
     code = "import sys; from trirl.compare import _child_main; _child_main(sys.argv[1:])"
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config.to_json()),
                              str(out), env_name, algo])
+    # SIGTERM (kill, timeout, batch schedulers) reaches only this process: pass it on,
+    # so the child checkpoints as on Ctrl-C (trirl.runner) instead of being orphaned.
+    forward = (threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM)) \
+        if forward else None
     try:
         rc = proc.wait()
     except KeyboardInterrupt:
@@ -465,12 +472,14 @@ def _spawn_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> N
         proc.wait()
         raise Interrupted(f"interrupted in cell {env_name}/{algo}; its checkpoint is saved, "
                           "rerun the same command to resume") from None
+    finally:
+        if forward:
+            signal.signal(signal.SIGTERM, previous)
     if rc == 130:
         raise Interrupted(f"cell {env_name}/{algo} was interrupted; its checkpoint is saved, "
                           "rerun the same command to resume")
     if rc != 0:
-        raise TrirlError(f"cell {env_name}/{algo} failed (exit status {rc}; its error is "
-                         "above); fix it and rerun the same command to resume")
+        raise TrirlError(f"its process exited with status {rc}; its error is above")
 
 
 def run_grid(config: CompareConfig, out: Path, *, show_progress: bool = True,
@@ -485,14 +494,27 @@ def run_grid(config: CompareConfig, out: Path, *, show_progress: bool = True,
     old = _check_out(config, out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / GRID_FILE, _merged(old, config).to_json())
+    failed = []
     for env_name in config.envs:
         for algo in config.algos:
             if cell_complete(config, out, env_name, algo):
                 log(f"cell {env_name}/{algo}: finished, skipped")
                 continue
             log(f"cell {env_name}/{algo}: training ({config.seeds} seeds)")
-            if config.isolate:
-                _spawn_cell(config, out, env_name, algo)
-            else:
-                run_cell(config, out, env_name, algo, show_progress=show_progress)
-    return compare_report.write(out)
+            try:
+                if config.isolate:
+                    _spawn_cell(config, out, env_name, algo)
+                else:
+                    run_cell(config, out, env_name, algo, show_progress=show_progress)
+            except Interrupted:
+                raise
+            except TrirlError as exc:
+                # One diverged cell should not cost an overnight grid its other cells.
+                log(f"cell {env_name}/{algo} failed: {exc}")
+                failed.append(f"{env_name}/{algo}")
+    summary = compare_report.write(out)
+    if failed:
+        raise TrirlError(f"cell(s) {', '.join(failed)} failed (errors above); the report in "
+                         f"{out / 'report'} covers the others; fix and rerun the same command "
+                         "to resume")
+    return summary

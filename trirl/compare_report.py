@@ -41,6 +41,9 @@ def _scores(evaluation: Path) -> Optional[list[float]]:
     if not evaluation.is_file():
         return None
     per_seed = json.loads(evaluation.read_text())["per_seed"]
+    if any(s["normalized_score"] is None for s in per_seed):
+        raise TrirlError(f"{evaluation}: no normalized score (its env has no reference "
+                         "returns); delete the file and pass --demos ENV=FILE with them")
     return [float(s["normalized_score"]) for s in per_seed]
 
 
