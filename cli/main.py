@@ -175,7 +175,7 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (one concept per module)."""
     import importlib
 
-    commands = [("trirl.cli.learn_cmd", "learn")] + [
+    commands = [("trirl.cli.learn_cmd", "learn"), ("trirl.cli.compare_cmd", "compare")] + [
         ("trirl.cli.reward_cmd", name)
         for name in ("export", "inspect", "retrain", "transfer", "report")]
     for module, name in commands:
