@@ -51,23 +51,23 @@ from trirl import normalizer, trpl
 from trirl.learn import GAP_SAMPLES, TRIRL, ExpertData, RewardParams, Trace, TRIRLState
 from trirl.policy import log_prob
 from trirl.ppo import all_finite
+from trirl.rewards.reward import output_transform
 
-# The exported reward as a transform of the file's network output y (docs/reward-format.md).
-OUTPUTS = {"log_d": "log_sigmoid", "neg_log_one_minus_d": "softplus", "logit": "identity"}
-
-
-def amp_reward(z: jax.Array) -> jax.Array:
-    """AMP's reward of the least-squares discriminator output (Peng et al. 2021, eq. 7)."""
-    return jnp.maximum(0.0, 1.0 - 0.25 * jnp.square(z - 1.0))
+# GAIL's reward choices as output transforms of the discriminator output z
+# (trirl.rewards.reward.output_transform, docs/reward-format.md).
+_GAIL_OUTPUTS = {"log_d": "log_sigmoid", "neg_log_one_minus_d": "softplus", "logit": "identity"}
 
 
-def gail_reward(kind: str, z: jax.Array) -> jax.Array:
-    """GAIL's reward of the logit z (``TRIRLConfig.gail_reward``)."""
-    if kind == "log_d":
-        return -jax.nn.softplus(-z)  # log sigmoid(z) without overflow for z << 0
-    if kind == "neg_log_one_minus_d":
-        return jax.nn.softplus(z)
-    return z
+def output_name(config) -> str:
+    """The transform turning the discriminator output z into the policy's reward: GAIL's
+    ``gail_reward`` choice, AMP's ``max(0, 1 - 0.25 (z - 1)^2)`` (Peng et al. 2021, eq. 7),
+    AIRL's z itself (= f - log pi). One definition for training and the exported file,
+    so the file's reward is the trained one by construction."""
+    if config.algo == "amp":
+        return "amp"
+    if config.algo == "gail":
+        return _GAIL_OUTPUTS[config.gail_reward]
+    return "identity"
 
 
 class Adversarial(TRIRL):
@@ -80,6 +80,7 @@ class Adversarial(TRIRL):
         self.algo = config.algo
         self.airl = self.algo == "airl"
         self.gamma = config.ppo.gamma
+        self.output = output_name(config)
         if self.airl:
             # f reads (s, s'); the extra last column holds log pi(a|s) (0 in s_a).
             self.pair_cfg = dataclasses.replace(self.disc_cfg, inputs="ss")
@@ -146,12 +147,7 @@ class Adversarial(TRIRL):
 
     def policy_reward(self, params, x: jax.Array) -> jax.Array:
         """The reward PPO optimises, of inputs x (..., input_dim) (AIRL: with log pi)."""
-        z = self.logits(params, x)
-        if self.algo == "amp":
-            return amp_reward(z)
-        if self.algo == "gail":
-            return gail_reward(self.config.gail_reward, z)
-        return z  # AIRL: log D - log(1 - D) = f - log pi
+        return output_transform(jnp, self.output, self.logits(params, x))
 
     def exported_reward(self, params, x: jax.Array) -> jax.Array:
         """The reward a ``.reward`` file holds: the policy reward, except AIRL's

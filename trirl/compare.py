@@ -50,12 +50,12 @@ from pathlib import Path
 from typing import Optional
 
 from trirl.errors import Interrupted, TrirlError
+from trirl.report import EVALUATION_FILE, cached_evaluation
 
 ALGOS = ("trirl", "gail", "airl", "amp")
 GRID_FILE = "compare.json"
 CELL_FILE = "cell.json"
 LEARN_DIR = "learn"
-EVALUATION_FILE = "evaluation.json"  # the name trirl.report and trirl.retrain use
 # Settings that decide what a cell's run is: a rerun that changes them would mix runs
 # of different experiments under one report, so it is refused.
 RUN_DEFINING = ("seeds", "seed", "steps", "settings", "env_settings", "checkpoint_every",
@@ -158,8 +158,8 @@ def _demos_for(config: CompareConfig, env_name: str) -> Optional[Path]:
 def check(config: CompareConfig) -> None:
     """Every input error of a grid as one line naming the flag, before anything is
     written or trained."""
-    from trirl import demos as demos_lib
     from trirl import envs, learn
+    from trirl.evaluation import demo_reference
 
     known = envs.names()
     for flag, values, options in (("--envs", config.envs, known),
@@ -217,13 +217,10 @@ def check(config: CompareConfig) -> None:
                              f"--demos {env_name}=FILE (record one with `trirl demos RUN -o "
                              "FILE`)")
         try:
-            meta = demos_lib.load(path).metadata
+            reference = demo_reference(path, env_name)
         except TrirlError as exc:
             raise TrirlError(f"--demos {env_name}={path}: {exc}") from None
-        if meta.get("env") != env_name:
-            raise TrirlError(f"--demos {env_name}={path}: the file holds demos of "
-                             f"{meta.get('env')!r}; pass demos recorded on {env_name}")
-        if meta.get("expert_return_mean") is None or meta.get("random_return_mean") is None:
+        if reference is None:
             raise TrirlError(f"--demos {env_name}={path}: no expert/random reference returns "
                              "in its metadata, which the normalised score needs; record it "
                              "with `trirl demos RUN -o FILE`")
@@ -400,9 +397,7 @@ def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,
         reward = cell / "rewards" / f"seed{i}.reward"
         if not reward.is_file():
             reward.parent.mkdir(parents=True, exist_ok=True)
-            tmp = reward.with_name(f".{reward.name}.tmp{os.getpid()}")
-            export.export(learn_dir, tmp, seed_index=i)
-            os.replace(tmp, reward)
+            export.export(learn_dir, reward, seed_index=i)   # written atomically
         if _stale(run_dir):
             shutil.rmtree(run_dir)
         started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
@@ -427,16 +422,12 @@ def run_cell(config: CompareConfig, out: Path, env_name: str, algo: str,
              show_progress: bool = True) -> Path:
     """Bring one cell up to date in this process: train/resume, evaluate, retrain and
     transfer, skipping every stage already on disk. Returns the cell directory."""
-    from trirl.evaluation import evaluate_run
-    from trirl.runner import write_json_atomic
-
     cell = cell_dir(out, env_name, algo)
     cell.mkdir(parents=True, exist_ok=True)
     learn_dir = cell / LEARN_DIR
     if not _final_checkpoint(learn_dir):
         _train_stage(config, cell, env_name, algo, show_progress)
-    if not (learn_dir / EVALUATION_FILE).is_file():
-        write_json_atomic(learn_dir / EVALUATION_FILE, evaluate_run(learn_dir))
+    cached_evaluation(learn_dir)
     _reoptimise_stage(config, cell, env_name, show_progress)
     return cell
 

@@ -221,7 +221,7 @@ def features(rr: RunReward) -> tuple[dict, dict]:
 def adversarial(rr: RunReward) -> tuple[dict, dict]:
     """``(header, tensors)`` of a baseline run: one network ``reward`` and the output
     transform of its reward. AIRL exports g alone, on the state slot ``[s, i]``."""
-    from trirl.baselines import OUTPUTS
+    from trirl.baselines import output_name
 
     learner, cfg = rr.session.learner, rr.session.config
     header = _base_header(rr, "adversarial")
@@ -231,7 +231,7 @@ def adversarial(rr: RunReward) -> tuple[dict, dict]:
         output = "identity"
     else:
         layers = _layers(rr.disc_params, "reward")
-        output = "amp" if cfg.algo == "amp" else OUTPUTS[cfg.gail_reward]
+        output = output_name(cfg)
     header["units"] = ("the reward the policy was trained on (PPO with entropy coefficient "
                        "1 / beta)" if cfg.algo != "airl" else
                        "AIRL's unshaped reward g(s); its policy was trained on g(s) + gamma "

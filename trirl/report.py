@@ -18,11 +18,23 @@ COLUMNS = {"trirl": "Training", "retrain": "Retraining", "transfer": "Transfer"}
 EVALUATION_FILE = "evaluation.json"
 
 
+def cached_evaluation(run_dir: Path) -> dict:
+    """The run's ``evaluation.json``, computed (``trirl.evaluation.evaluate_run``) and
+    written atomically the first time: evaluating 100 episodes per seed is not free."""
+    from trirl.evaluation import evaluate_run
+    from trirl.runner import write_json_atomic
+
+    path = Path(run_dir) / EVALUATION_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = evaluate_run(run_dir)
+    write_json_atomic(path, result)
+    return result
+
+
 def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
     """``(column, reward env, per-seed normalised scores)`` of one run."""
-    from trirl.evaluation import evaluate_run
     from trirl.expert import _read_config
-    from trirl.runner import write_json_atomic
 
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
@@ -30,12 +42,7 @@ def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
     if kind not in COLUMNS:
         raise TrirlError(f"{run_dir}: a {kind!r} run; report takes trirl learn, retrain and "
                          "transfer runs")
-    path = run_dir / EVALUATION_FILE
-    if path.is_file():
-        result = json.loads(path.read_text())
-    else:
-        result = evaluate_run(run_dir)
-        write_json_atomic(path, result)
+    result = cached_evaluation(run_dir)
     scores = [s["normalized_score"] for s in result["per_seed"]]
     if any(s is None for s in scores):
         raise TrirlError(f"{run_dir}: no reference returns for a normalised score; evaluate "

@@ -26,6 +26,7 @@ import trirl
 from trirl import envs, rewards
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, LearnedReward, PPOConfig
+from trirl.report import EVALUATION_FILE
 
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
@@ -167,7 +168,7 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume, label=label,
                show_progress=show_progress)
     result = evaluate_run(run_dir)
-    write_json_atomic(run_dir / "evaluation.json", result)
+    write_json_atomic(run_dir / EVALUATION_FILE, result)
     if show_progress:
         print_summary(run_dir, {"episode_return": "true return",
                                 "normalized_score": "normalized score"},
