@@ -48,6 +48,7 @@ class Ant(LocomotionEnv):
     asset = "ant.xml"
     qvel_noise = "normal"
     uses_contact_forces = True
+    obs_from_states = False   # the observation holds contact forces
     # obs = qpos[2:] (13) + qvel (14) + clipped cfrc_ext[1:] (78): obs[0] torso height,
     # obs[13] forward velocity. Base features (paper App. B; the authors' release):
     # velocity, action cost, torso height.

@@ -211,6 +211,10 @@ class Env:
     feature_terms: tuple[tuple, ...] = ()
     # Whether _observe/_reward read PhysicsArrays.cfrc_ext (costs a pass per step).
     uses_contact_forces: bool = False
+    # Whether observations follow from a sequence of states alone (qpos, qvel), so that
+    # motion capture can be replayed into observations (``observations_of``); False for
+    # envs that observe the previous action or contact forces.
+    obs_from_states: bool = True
 
     def __init__(self, config: Optional[EnvConfig] = None, backend: str = "auto"):
         self.config = config if config is not None else self.config_class()
@@ -246,7 +250,15 @@ class Env:
         raise NotImplementedError
 
     def _observe(self, arrays: PhysicsArrays) -> jax.Array:
+        """The observation at a state reached by reset (or by a replay's first frame)."""
         raise NotImplementedError
+
+    def _observe_step(self, arrays: PhysicsArrays, prev_obs: jax.Array,
+                      action: jax.Array) -> jax.Array:
+        """The observation after a step from ``prev_obs`` with ``action``. Envs whose
+        observation carries memory (a history stack, the previous action) override
+        this; the default is memoryless."""
+        return self._observe(arrays)
 
     def _reward(self, before: PhysicsArrays, after: PhysicsArrays,
                 action: jax.Array) -> tuple[jax.Array, dict]:
@@ -276,6 +288,36 @@ class Env:
         return features_lib.evaluate(jnp, self.feature_spec, jnp.asarray(obs),
                                      jnp.asarray(action), jnp.asarray(next_obs))
 
+    def observations_of(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Observations ``(T, obs_size)`` float32 of a state sequence ``(T, nq)``,
+        ``(T, nv)`` sampled at the env's control rate, as the env would observe them had
+        it visited those states (MuJoCo C ``mj_forward`` per frame; the first frame is
+        observed as a reset). For replaying motion capture into demonstrations.
+
+        Raises:
+          TrirlError: the env observes more than states, or the shapes do not fit.
+        """
+        if not self.obs_from_states:
+            raise TrirlError(f"env {self.name!r} observes more than its states (previous "
+                             "actions or contact forces), so state sequences cannot be "
+                             "replayed into its observations")
+        qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
+        if qpos.ndim != 2 or qpos.shape[1] != self.mj_model.nq or qvel.shape != (
+                len(qpos), self.mj_model.nv):
+            raise TrirlError(f"env {self.name!r} needs qpos (T, {self.mj_model.nq}) and qvel "
+                             f"(T, {self.mj_model.nv}); got {qpos.shape} and {qvel.shape}")
+        data = mujoco.MjData(self.mj_model)
+        zero_action = np.zeros(self.action_size, np.float32)
+        obs = []
+        for t in range(len(qpos)):
+            data.qpos[:], data.qvel[:] = qpos[t], qvel[t]
+            mujoco.mj_forward(self.mj_model, data)
+            arrays = PhysicsArrays.from_mjdata(data)
+            o = (self._observe(arrays) if t == 0
+                 else self._observe_step(arrays, obs[-1], zero_action))
+            obs.append(np.asarray(o, np.float32))
+        return np.stack(obs)
+
     def _ctrl(self, action: jax.Array) -> jax.Array:
         """Map a clipped action to actuator controls (identity: ctrl = action)."""
         return action
@@ -302,7 +344,7 @@ class Env:
         before = self.backend.arrays(state.data)
         data = self.backend.step(state.data, self._ctrl(action))
         after = self.backend.arrays(data)
-        obs = self._observe(after).astype(jnp.float32)
+        obs = self._observe_step(after, state.obs, action).astype(jnp.float32)
         reward, metrics = self._reward(before, after, action)
         absorbing = jnp.asarray(self._terminated(after), bool)
         steps = state.steps + 1

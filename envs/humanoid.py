@@ -46,6 +46,7 @@ class Humanoid(LocomotionEnv):
     config_class = HumanoidConfig
     asset = "humanoid.xml"
     uses_contact_forces = True
+    obs_from_states = False   # the observation holds contact forces
     # obs[0] torso height, obs[22] forward velocity of the root. Base features (paper
     # App. B): floating-base velocity, torso height, action cost.
     feature_terms = (("x_velocity", "next_obs", 22), ("torso_height", "next_obs", 0),
