@@ -52,7 +52,11 @@ def envs_cmd():
     for col in ("name", "obs", "act", "dt (s)", "horizon", "description"):
         table.add_column(col)
     for name, cls in sorted(envs.registry().items()):
-        env = envs.make(name)
+        try:
+            env = envs.make(name)
+        except TrirlError as exc:   # a robot model not fetched yet: say how, list the rest
+            table.add_row(name, "-", "-", "-", "-", f"{cls.description} ({exc})")
+            continue
         table.add_row(name, str(env.observation_size), str(env.action_size), f"{env.dt:g}",
                       str(env.episode_length), cls.description)
     Console().print(table)
@@ -98,7 +102,34 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
     click.echo(f"run: {run}")
 
 
-@main.command()
+class _DefaultCommandGroup(click.Group):
+    """A group that hands its arguments to ``default_command`` when the first one is not
+    a subcommand name (a path, an option), so ``trirl demos RUN -o out.npz`` keeps
+    meaning ``trirl demos record RUN -o out.npz``."""
+
+    def __init__(self, *args, default_command: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands:  # e.g. a run directory called like a typo
+            args = [self.default_command, *args]
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_DefaultCommandGroup, default_command="record")
+def demos():
+    """Demonstration files: record them from a trained run (the default: `trirl demos
+    RUN -o out.npz` is `trirl demos record RUN -o out.npz`), convert motion capture,
+    or write a synthetic G1 gait to try the converter on."""
+
+
+@demos.command("record")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--episodes", type=int, default=30, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -109,7 +140,7 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
 @click.option("--seed", type=int, default=0, show_default=True)
 @backend_option(RUN_BACKEND)
 @_friendly
-def demos(run, episodes, output, stochastic, seed_index, seed, backend):
+def demos_record(run, episodes, output, stochastic, seed_index, seed, backend):
     """Record demonstrations from a trained policy."""
     from trirl import evaluation
 
@@ -118,6 +149,72 @@ def demos(run, episodes, output, stochastic, seed_index, seed, backend):
     click.echo(f"wrote {output}: {episodes} episodes, {info['transitions']} transitions, "
                f"expert return {info['expert_return_mean']:.3f} ± {info['expert_return_std']:.3f}"
                f", random {info['random_return_mean']:.3f}")
+
+
+@demos.command("convert")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--from", "fmt", type=click.Choice(["loco-mujoco", "arrays"]),
+              default="loco-mujoco", show_default=True,
+              help="loco-mujoco: a LocoMuJoCo trajectory .npz (qpos, qvel, split_points, "
+                   "joint_names, jnt_type, frequency); arrays: an .npz with qpos, qvel in "
+                   "the env model's order, fps and optional split_points.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Demo file to write (.npz, observation-only).")
+@click.option("--env", "env_name", required=True, help="Environment the demos are for "
+              "(see `trirl envs`); its model's joints are matched by name.")
+@click.option("--rename", multiple=True, metavar="FILE_JOINT=ENV_JOINT",
+              help="Map a joint of the file onto an env joint of another name (repeatable).")
+@_friendly
+def demos_convert(file, fmt, output, env_name, rename):
+    """Convert motion capture into an observation-only demo file: joints mapped by
+    name, resampled to the env's control rate (cubic splines, slerp for free-joint
+    quaternions), observations computed with MuJoCo (docs/demo-format.md)."""
+    from trirl import envs, mocap
+
+    pairs = {}
+    for item in rename:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise TrirlError(f"--rename {item!r}: expected FILE_JOINT=ENV_JOINT")
+        pairs[old] = new
+    env = envs.make(env_name, backend="c")  # replay runs on MuJoCo C whatever the backend
+    result, notes = mocap.convert(file, env, fmt=fmt, output=output, rename=pairs)
+    for note in notes:
+        click.echo(f"note: {note}")
+    meta = result.metadata["mocap"]
+    click.echo(f"wrote {output}: {result.num_episodes} episodes, {result.num_transitions} "
+               f"transitions at {meta['resampled_to']:g} Hz for {env_name} "
+               f"(from {meta['frames']} frames at {meta['frequency']:g} Hz)")
+
+
+@demos.command("synthetic-gait")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              default=Path("g1_gait_locomujoco.npz"), show_default=True,
+              help="LocoMuJoCo trajectory file to write.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Walking speed (m/s).")
+@click.option("--seconds", type=float, default=20.0, show_default=True,
+              help="Total duration, split evenly over the segments.")
+@click.option("--segments", type=int, default=3, show_default=True,
+              help="Trajectories, each starting at its own gait phase.")
+@click.option("--fps", type=float, default=60.0, show_default=True,
+              help="Sampling rate of the file (the converter resamples it).")
+@click.option("--step-frequency", type=float, default=1.8, show_default=True,
+              help="Steps per second (two per stride).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def demos_synthetic_gait(output, speed, seconds, segments, fps, step_frequency, seed):
+    """Write a synthetic, kinematically generated Unitree G1 walk in LocoMuJoCo's
+    trajectory layout (for tests and the quick-start; needs `trirl assets fetch g1`).
+    Convert it with `trirl demos convert FILE -o g1_walk.npz --env g1_walk`."""
+    from trirl import synthetic_gait
+
+    try:
+        motion = synthetic_gait.write(output, speed=speed, seconds=seconds, segments=segments,
+                                      fps=fps, step_frequency=step_frequency, seed=seed)
+    except ValueError as exc:
+        raise TrirlError(str(exc)) from None
+    click.echo(f"wrote {output}: {len(motion.split_points) - 1} segments, "
+               f"{len(motion.qpos)} frames at {motion.frequency:g} Hz, {speed:g} m/s")
 
 
 @main.command()
@@ -175,7 +272,8 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (one concept per module)."""
     import importlib
 
-    commands = [("trirl.cli.learn_cmd", "learn"), ("trirl.cli.compare_cmd", "compare")] + [
+    commands = [("trirl.cli.learn_cmd", "learn"), ("trirl.cli.compare_cmd", "compare"),
+                ("trirl.cli.assets_cmd", "assets")] + [
         ("trirl.cli.reward_cmd", name)
         for name in ("export", "inspect", "retrain", "transfer", "report")]
     for module, name in commands:

