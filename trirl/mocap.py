@@ -1,0 +1,497 @@
+"""Motion-capture import: joint trajectories (LocoMuJoCo ``.npz`` or plain arrays) to an
+observation-only trirl demo file.
+
+>>> motion = read_loco_mujoco("walk.npz")                 # or read_arrays("clip.npz", env)
+>>> demos, notes = convert_motion(motion, envs.make("g1_walk"))
+>>> trirl.demos.save("g1_walk.npz", demos)
+
+Steps (:func:`convert_motion`): map the file's joints by name onto the env's model (a
+free joint is a 7-qpos/6-qvel block, a hinge or slide joint one of each; an env joint
+missing from the file is an error listing all of them, extra file joints are dropped
+with a note; a lone free joint is paired with the env's lone free joint whatever their
+names), resample each trajectory segment from the file's frequency to the env's
+control rate ``1 / env.dt`` (cubic splines for positions and velocities, slerp for the
+free joints' quaternions), replay the states through MuJoCo ``mj_forward``
+(``Env.observations_of``) and keep consecutive observations as transitions, the last
+of each segment marked truncated. The LocoMuJoCo layout is documented in
+``docs/demo-format.md`` (section "Importing motion capture").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from trirl import demos as demos_lib
+from trirl.errors import TrirlError
+
+FREE, BALL, SLIDE, HINGE = 0, 1, 2, 3  # mujoco.mjtJoint values, as LocoMuJoCo stores them
+_QPOS_WIDTH = {FREE: 7, SLIDE: 1, HINGE: 1}
+_QVEL_WIDTH = {FREE: 6, SLIDE: 1, HINGE: 1}
+_TYPE_NAME = {FREE: "free", BALL: "ball", SLIDE: "slide", HINGE: "hinge"}
+FORMATS = ("loco-mujoco", "arrays")
+
+LOCO_MUJOCO_SOURCE = ("https://github.com/robfiras/loco-mujoco/blob/"
+                      "5fcea628d1bd2d16676497414c3200668c8efedf/loco_mujoco/trajectory/"
+                      "dataclasses.py")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Motion:
+    """Joint trajectories as a file holds them.
+
+    Attributes:
+      joint_names: one name per joint, in the order of the qpos/qvel blocks.
+      joint_types: ``mujoco.mjtJoint`` value per joint (FREE, SLIDE or HINGE).
+      qpos: float64 ``(N, sum of qpos widths)``; a free joint is x, y, z, qw, qx, qy, qz.
+      qvel: float64 ``(N, sum of qvel widths)``; a free joint is the linear velocity in
+        the world frame, then the angular velocity in the body frame (MuJoCo's qvel).
+      frequency: samples per second.
+      split_points: int64 ``(S + 1,)``: the first frame of each of ``S`` trajectory
+        segments, then ``N``.
+      source: the file, for messages and metadata.
+      format: one of :data:`FORMATS`.
+    """
+
+    joint_names: tuple
+    joint_types: tuple
+    qpos: np.ndarray
+    qvel: np.ndarray
+    frequency: float
+    split_points: np.ndarray
+    source: str = "<memory>"
+    format: str = "arrays"
+
+
+def _fail(source: str, field: str, problem: str, fix: str):
+    raise TrirlError(" ".join(f"motion file {source}: {field}: {problem}; fix: {fix}".split()))
+
+
+def joint_layout(model) -> tuple[tuple, tuple]:
+    """``(names, types)`` of a MuJoCo model's joints, in qpos order (an unnamed joint is
+    called ``<joint i>``)."""
+    names = tuple(model.joint(j).name or f"<joint {j}>" for j in range(model.njnt))
+    return names, tuple(int(t) for t in model.jnt_type)
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _open(path) -> tuple[str, np.lib.npyio.NpzFile]:
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        _fail(source, "file", "does not exist" if not os.path.exists(source) else
+              "is not a file", "check the path")
+    try:
+        npz = np.load(source, allow_pickle=False)
+    except Exception as exc:
+        _fail(source, "file", f"is not a readable .npz archive ({type(exc).__name__}: "
+              f"{str(exc)[:120]})", "pass the trajectory .npz file")
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        _fail(source, "file", "is a single .npy array, not an .npz archive",
+              "pass the trajectory .npz file")
+    return source, npz
+
+
+def _get(source, npz, key, fix):
+    if key not in npz.files:
+        _fail(source, key, "is missing from the archive", fix)
+    try:
+        return npz[key]
+    except ValueError:  # an object array: LocoMuJoCo stores None fields that way
+        _fail(source, key, "is an object array (pickled), which is never loaded",
+              f"store {key} as a plain numeric or string array")
+
+
+def _frequency(source, value, key) -> float:
+    value = np.asarray(value)
+    if value.size != 1 or value.dtype.kind not in "iuf":
+        _fail(source, key, f"is a {value.dtype} array of shape {value.shape}, expected one "
+              "number (samples per second)", f"store {key}=np.array(<Hz>)")
+    freq = float(value.reshape(()))
+    if not math.isfinite(freq) or freq <= 0:
+        _fail(source, key, f"is {freq}, expected a positive number of samples per second",
+              f"store the sampling rate as {key}")
+    return freq
+
+
+def _states(source, qpos, qvel) -> tuple[np.ndarray, np.ndarray]:
+    for key, a in (("qpos", qpos), ("qvel", qvel)):
+        if a.dtype.kind not in "iuf" or a.ndim != 2:
+            _fail(source, key, f"is a {a.dtype} array of shape {a.shape}, expected a 2-D "
+                  "float array (frames, coordinates)", f"store {key} as (N, n{key[1:]})")
+    if len(qpos) != len(qvel) or len(qpos) < 2:
+        _fail(source, "qvel", f"has {len(qvel)} frames and qpos {len(qpos)}, expected the "
+              "same number (at least 2)", "store one qpos and one qvel row per frame")
+    for key, a in (("qpos", qpos), ("qvel", qvel)):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            _fail(source, key, f"contains {a[row, col]} at frame {row}, column {col} "
+                  f"({int(bad.sum())} non-finite values in all)",
+                  "repair or cut the frames with NaN/inf")
+    return qpos.astype(np.float64), qvel.astype(np.float64)
+
+
+def _split_points(source, npz, n) -> np.ndarray:
+    if "split_points" not in npz.files:
+        return np.array([0, n], np.int64)
+    sp = _get(source, npz, "split_points", "")
+    if sp.size == 0:  # LocoMuJoCo's default (an empty array): one trajectory
+        return np.array([0, n], np.int64)
+    if sp.dtype.kind not in "iu" or sp.ndim != 1:
+        _fail(source, "split_points", f"is a {sp.dtype} array of shape {sp.shape}, expected "
+              "1-D integers", "store the first frame of each trajectory, then the frame count")
+    sp = sp.astype(np.int64)
+    if sp[0] != 0 or sp[-1] != n or (np.diff(sp) <= 0).any():
+        _fail(source, "split_points", f"is {sp.tolist()[:8]}{'...' if len(sp) > 8 else ''}, "
+              f"expected 0, strictly increasing starts, then the frame count {n}",
+              "store [0, start_2, ..., N] (LocoMuJoCo's TrajectoryData.split_points)")
+    return sp
+
+
+def _normalize_quaternions(source, qpos, names, types) -> np.ndarray:
+    qpos = qpos.copy()
+    col = 0
+    for name, jtype in zip(names, types):
+        if jtype == FREE:
+            quat = qpos[:, col + 3:col + 7]
+            norm = np.linalg.norm(quat, axis=1, keepdims=True)
+            if (norm < 1e-6).any():
+                row = int(np.argmax(norm[:, 0] < 1e-6))
+                _fail(source, "qpos", f"free joint {name!r} has a zero quaternion at frame "
+                      f"{row}", "store unit quaternions (w, x, y, z) for free joints")
+            qpos[:, col + 3:col + 7] = quat / norm
+        col += _QPOS_WIDTH[jtype]
+    return qpos
+
+
+def read_loco_mujoco(path) -> Motion:
+    """Read a LocoMuJoCo trajectory (``Trajectory.save``): ``qpos``, ``qvel``,
+    ``split_points``, ``joint_names``, ``jnt_type`` and ``frequency``; every other key
+    (body/site data, transitions, pickled fields) is ignored and never unpickled.
+
+    Raises:
+      TrirlError: one line naming the file, the field and the fix.
+    """
+    source, npz = _open(path)
+    with npz:
+        files = set(npz.files)
+        if "qpos" not in files and any(k.startswith("q_") for k in files):
+            _fail(source, "qpos", "is missing; the file has per-joint keys (q_<joint>, "
+                  "dq_<joint>), LocoMuJoCo's pre-1.0 dataset layout, which is not supported",
+                  "convert it with LocoMuJoCo >= 1.0 (Trajectory.save) or write plain "
+                  "qpos/qvel/fps arrays (--from arrays)")
+        qpos = _get(source, npz, "qpos", "store qpos (N, nq) as LocoMuJoCo's Trajectory.save does")
+        qvel = _get(source, npz, "qvel", "store qvel (N, nv) as LocoMuJoCo's Trajectory.save does")
+        freq = _frequency(source, _get(source, npz, "frequency",
+                                       "add frequency=<Hz>, the trajectory's sampling rate "
+                                       "(TrajectoryInfo.frequency)"), "frequency")
+        names = _get(source, npz, "joint_names", "add joint_names, one per joint in qpos "
+                     "order (TrajectoryInfo.joint_names)")
+        types = _get(source, npz, "jnt_type", "add jnt_type, the mujoco.mjtJoint of each "
+                     "joint (TrajectoryModel.jnt_type; 0 free, 2 slide, 3 hinge)")
+        qpos, qvel = _states(source, qpos, qvel)
+        split = _split_points(source, npz, len(qpos))
+    if names.dtype.kind not in "US" or names.ndim != 1:
+        _fail(source, "joint_names", f"is a {names.dtype} array of shape {names.shape}, "
+              "expected 1-D strings", "store np.array(list_of_joint_names)")
+    names = tuple(str(n) for n in names.astype(str))
+    if types.dtype.kind not in "iu" or types.shape != (len(names),):
+        _fail(source, "jnt_type", f"is a {types.dtype} array of shape {types.shape}, expected "
+              f"{len(names)} integers (one per joint name)", "store one mjtJoint per joint")
+    types = tuple(int(t) for t in types)
+    unsupported = [f"{n} ({_TYPE_NAME.get(t, t)})" for n, t in zip(names, types)
+                   if t not in _QPOS_WIDTH]
+    if unsupported:
+        _fail(source, "jnt_type", f"unsupported joint types: {', '.join(unsupported)}",
+              "only free, slide and hinge joints can be imported (as in LocoMuJoCo)")
+    nq = sum(_QPOS_WIDTH[t] for t in types)
+    nv = sum(_QVEL_WIDTH[t] for t in types)
+    if qpos.shape[1] != nq or qvel.shape[1] != nv:
+        _fail(source, "qpos", f"has {qpos.shape[1]} columns and qvel {qvel.shape[1]}, but the "
+              f"{len(names)} joints need {nq} and {nv} (free joints 7 and 6, others 1)",
+              "make joint_names/jnt_type describe the qpos/qvel columns")
+    qpos = _normalize_quaternions(source, qpos, names, types)
+    return Motion(names, types, qpos, qvel, freq, split, source, "loco-mujoco")
+
+
+def read_arrays(path, env) -> Motion:
+    """Read plain arrays: an ``.npz`` with ``qpos (N, nq)`` and ``qvel (N, nv)`` in the
+    env model's coordinate order, ``fps`` and optionally ``split_points`` (as in the
+    LocoMuJoCo layout)."""
+    source, npz = _open(path)
+    with npz:
+        qpos = _get(source, npz, "qpos", "store qpos (N, nq) in the env model's order")
+        qvel = _get(source, npz, "qvel", "store qvel (N, nv) in the env model's order")
+        fps = _frequency(source, _get(source, npz, "fps", "add fps=<Hz>, the frame rate "
+                                      "of qpos/qvel"), "fps")
+        qpos, qvel = _states(source, qpos, qvel)
+        split = _split_points(source, npz, len(qpos))
+    model = env.mj_model
+    if qpos.shape[1] != model.nq or qvel.shape[1] != model.nv:
+        _fail(source, "qpos", f"has {qpos.shape[1]} columns and qvel {qvel.shape[1]}, but "
+              f"{env.name!r} has nq={model.nq}, nv={model.nv}",
+              "store the env model's qpos/qvel, or use --from loco-mujoco with joint names")
+    names, types = joint_layout(model)
+    if any(t not in _QPOS_WIDTH for t in types):
+        raise TrirlError(f"env {env.name!r} has ball joints, which motion import does not "
+                         "support")
+    return Motion(names, types, _normalize_quaternions(source, qpos, names, types), qvel,
+                  fps, split, source, "arrays")
+
+
+def read(path, fmt: str, env) -> Motion:
+    """:func:`read_loco_mujoco` or :func:`read_arrays` by ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "loco-mujoco":
+        return read_loco_mujoco(path)
+    if fmt == "arrays":
+        return read_arrays(path, env)
+    raise TrirlError(f"unknown motion format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def save_loco_mujoco(path, joint_names: Sequence[str], qpos, qvel, frequency: float,
+                     split_points=None, *, joint_types: Optional[Sequence[int]] = None) -> None:
+    """Write a trajectory in LocoMuJoCo's ``Trajectory.save`` layout, the keys its
+    ``Trajectory.load`` needs and nothing pickled: ``qpos``, ``qvel``, ``split_points``,
+    ``joint_names``, ``frequency``, ``njnt``, ``jnt_type``.
+
+    Args:
+      joint_types: ``mjtJoint`` per joint; default: all hinge, which needs one qpos and
+        one qvel column per joint (pass it when there is a free joint).
+      split_points: first frame of each trajectory, then ``N``; default one trajectory.
+    """
+    names = [str(n) for n in joint_names]
+    types = [HINGE] * len(names) if joint_types is None else [int(t) for t in joint_types]
+    qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
+    nq = sum(_QPOS_WIDTH[t] for t in types)
+    nv = sum(_QVEL_WIDTH[t] for t in types)
+    if len(types) != len(names) or qpos.shape[1:] != (nq,) or qvel.shape != (len(qpos), nv):
+        raise TrirlError(f"save_loco_mujoco: {len(names)} joints of types {types} need qpos "
+                         f"(N, {nq}) and qvel (N, {nv}); got {qpos.shape} and {qvel.shape}")
+    split = (np.array([0, len(qpos)]) if split_points is None
+             else np.asarray(split_points)).astype(np.int64)
+    path = os.fspath(path)
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, qpos=qpos, qvel=qvel, split_points=split, joint_names=np.array(names),
+             frequency=np.array(float(frequency)), njnt=np.array(len(names)),
+             jnt_type=np.array(types, np.int64))
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------- joint map
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class JointMap:
+    """Where the env's coordinates come from in the file: ``qpos_index[i]`` is the file
+    column of env qpos ``i`` (likewise ``qvel_index``); ``pairs`` env -> file joint
+    names; ``dropped`` file joints the env does not have."""
+
+    qpos_index: np.ndarray
+    qvel_index: np.ndarray
+    pairs: dict
+    dropped: tuple
+    notes: tuple
+
+
+def map_joints(motion: Motion, env, rename: Optional[dict] = None) -> JointMap:
+    """Match the file's joints to the env model's joints by name (after ``rename``:
+    file name -> env name). Raises a one-line error listing every env joint the file
+    lacks (and the file joints left unmatched, to rename)."""
+    env_names, env_types = joint_layout(env.mj_model)
+    if any(t not in _QPOS_WIDTH for t in env_types):
+        raise TrirlError(f"env {env.name!r} has ball joints, which motion import does not "
+                         "support")
+    rename = dict(rename or {})
+    unknown = sorted(set(rename) - set(motion.joint_names))
+    if unknown:
+        _fail(motion.source, "joint_names", f"--rename names joints the file does not have: "
+              f"{', '.join(unknown)}", f"the file's joints are {', '.join(motion.joint_names)}")
+    file_names = [rename.get(n, n) for n in motion.joint_names]
+    twice = sorted({n for n in file_names if file_names.count(n) > 1})
+    if twice:
+        _fail(motion.source, "joint_names", f"joint name(s) occur twice (after --rename): "
+              f"{', '.join(twice)}", "give every joint its own name")
+    qpos_start = np.cumsum([0] + [_QPOS_WIDTH[t] for t in motion.joint_types])
+    qvel_start = np.cumsum([0] + [_QVEL_WIDTH[t] for t in motion.joint_types])
+    where = {name: i for i, name in enumerate(file_names)}
+    notes = []
+    missing = [n for n in env_names if n not in where]
+    extra = [motion.joint_names[i] for i, n in enumerate(file_names) if n not in env_names]
+    free_missing = [n for n in missing if env_types[env_names.index(n)] == FREE]
+    free_extra = [n for n in extra if motion.joint_types[motion.joint_names.index(n)] == FREE]
+    if len(free_missing) == 1 and len(free_extra) == 1:
+        # LocoMuJoCo calls the root "root"; models name their floating base as they like.
+        where[free_missing[0]] = motion.joint_names.index(free_extra[0])
+        notes.append(f"free joint {free_extra[0]!r} of the file is the env's "
+                     f"{free_missing[0]!r}")
+        missing.remove(free_missing[0])
+        extra.remove(free_extra[0])
+    if missing:
+        _fail(motion.source, "joint_names", f"{len(missing)} joint(s) of {env.name!r} are not "
+              f"in the file: {', '.join(missing)}; file joints not in {env.name!r}: "
+              f"{', '.join(extra) or 'none'}",
+              "rename the file's joints (--rename FILE_JOINT=ENV_JOINT) or convert for the "
+              "matching env")
+    mismatched = [f"{n} (env {_TYPE_NAME[t]}, file {_TYPE_NAME[motion.joint_types[where[n]]]})"
+                  for n, t in zip(env_names, env_types) if motion.joint_types[where[n]] != t]
+    if mismatched:
+        _fail(motion.source, "jnt_type", f"joint types differ: {', '.join(mismatched)}",
+              "map each joint onto a joint of the same type")
+    model = env.mj_model
+    qpos_index = np.empty(model.nq, np.int64)
+    qvel_index = np.empty(model.nv, np.int64)
+    for j, name in enumerate(env_names):
+        i, width_q, width_v = where[name], _QPOS_WIDTH[env_types[j]], _QVEL_WIDTH[env_types[j]]
+        qa, da = model.jnt_qposadr[j], model.jnt_dofadr[j]
+        qpos_index[qa:qa + width_q] = np.arange(qpos_start[i], qpos_start[i] + width_q)
+        qvel_index[da:da + width_v] = np.arange(qvel_start[i], qvel_start[i] + width_v)
+    if extra:
+        held = [n for n in extra if np.ptp(motion.qpos[:, qpos_start[motion.joint_names.index(
+            n)]]) < 1e-9]
+        held = ("all constant in the file" if len(held) == len(extra)
+                else f"{len(held)} of them constant in the file" if held else "")
+        notes.append(f"dropped {len(extra)} file joint(s) {env.name!r} does not have: "
+                     f"{', '.join(extra)}" + (f" ({held})" if held else ""))
+    pairs = {n: motion.joint_names[where[n]] for n in env_names}
+    return JointMap(qpos_index, qvel_index, pairs, tuple(extra), tuple(notes))
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions ``(M, 4)`` at fractions
+    ``u (M,)`` along the shorter arc; unit quaternions out."""
+    q0, q1, u = np.asarray(q0, np.float64), np.asarray(q1, np.float64), np.asarray(u)[:, None]
+    dot = np.sum(q0 * q1, axis=1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)  # q and -q are the same rotation: take the short way
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    sin = np.sin(theta)
+    small = sin < 1e-9
+    safe = np.where(small, 1.0, sin)
+    w0 = np.where(small, 1.0 - u, np.sin((1.0 - u) * theta) / safe)
+    w1 = np.where(small, u, np.sin(u * theta) / safe)
+    q = w0 * q0 + w1 * q1
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def resample(qpos: np.ndarray, qvel: np.ndarray, frequency: float, new_frequency: float,
+             quat_columns: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """One trajectory segment ``(T, ...)`` sampled at ``frequency`` to ``new_frequency``:
+    frames at ``k / new_frequency`` for every ``k`` within the segment's duration
+    ``(T - 1) / frequency`` (times of the first frame kept). Positions and velocities
+    follow cubic splines (not-a-knot, as LocoMuJoCo's ``interp1d(kind="cubic")``); each
+    group of 4 ``quat_columns`` (a free joint's w, x, y, z) is slerped between
+    neighbouring frames. Equal frequencies return the input unchanged."""
+    from scipy.interpolate import CubicSpline
+
+    if math.isclose(frequency, new_frequency, rel_tol=1e-9):
+        return qpos.copy(), qvel.copy()
+    t = np.arange(len(qpos)) / frequency
+    n_new = int(math.floor((len(qpos) - 1) / frequency * new_frequency + 1e-6)) + 1
+    t_new = np.arange(n_new) / new_frequency
+    quat = np.asarray(quat_columns, np.int64).reshape(-1, 4)
+    linear = np.setdiff1d(np.arange(qpos.shape[1]), quat.ravel())
+    new_qpos = np.empty((n_new, qpos.shape[1]))
+    new_qpos[:, linear] = CubicSpline(t, qpos[:, linear], axis=0)(t_new)
+    new_qvel = CubicSpline(t, qvel, axis=0)(t_new)
+    k = np.minimum(np.searchsorted(t, t_new, side="right") - 1, len(t) - 2)
+    u = np.clip((t_new - t[k]) * frequency, 0.0, 1.0)
+    for cols in quat:
+        new_qpos[:, cols] = slerp(qpos[k][:, cols], qpos[k + 1][:, cols], u)
+    return new_qpos, new_qvel
+
+
+# ---------------------------------------------------------------------------- convert
+
+
+def convert_motion(motion: Motion, env, rename: Optional[dict] = None
+                   ) -> tuple[demos_lib.Demos, list[str]]:
+    """Observation-only demos of ``env`` from ``motion`` (see the module docstring) and
+    notes for the user (joints paired or dropped, segments too short to keep)."""
+    jmap = map_joints(motion, env, rename)
+    notes = list(jmap.notes)
+    model = env.mj_model
+    _, env_types = joint_layout(model)
+    quat_cols = [model.jnt_qposadr[j] + 3 + c for j, t in enumerate(env_types) if t == FREE
+                 for c in range(4)]
+    qpos_all = motion.qpos[:, jmap.qpos_index]
+    qvel_all = motion.qvel[:, jmap.qvel_index]
+    control_hz = 1.0 / env.dt
+    obs, next_obs, lengths, short, speeds = [], [], [], 0, []
+    for start, end in zip(motion.split_points[:-1], motion.split_points[1:]):
+        if end - start < 2:  # a single frame has no transition (nor a spline)
+            short += 1
+            continue
+        qpos, qvel = resample(qpos_all[start:end], qvel_all[start:end], motion.frequency,
+                              control_hz, quat_cols)
+        if len(qpos) < 2:
+            short += 1
+            continue
+        o = env.observations_of(qpos, qvel)
+        if env_types and env_types[0] == FREE:
+            speeds.append(qvel[:, 0])   # the floating base's forward (world x) speed
+        obs.append(o[:-1])
+        next_obs.append(o[1:])
+        lengths.append(len(o) - 1)
+    if short:
+        notes.append(f"skipped {short} segment(s) shorter than one control step ({env.dt} s)")
+    if not lengths:
+        _fail(motion.source, "split_points", f"no segment lasts one control step of "
+              f"{env.name!r} ({env.dt} s)", "import longer trajectories")
+    n = int(sum(lengths))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    truncated = np.zeros(n, bool)
+    truncated[starts + np.array(lengths) - 1] = True  # each clip simply stops
+    metadata = demos_lib.env_metadata(
+        env, source=f"{motion.format}:{motion.source}",
+        mocap={"format": motion.format, "file": motion.source,
+               "frequency": motion.frequency, "resampled_to": control_hz,
+               "segments": len(lengths), "frames": int(len(motion.qpos)),
+               "joint_map": jmap.pairs, "dropped_joints": list(jmap.dropped),
+               "mean_forward_speed": float(np.concatenate(speeds).mean()) if speeds else None})
+    target = getattr(env.config, "target_speed", None)
+    if speeds and target is not None and abs(metadata["mocap"]["mean_forward_speed"] - target) > (
+            0.1 * max(abs(target), 0.1)):
+        notes.append(f"the motion's mean forward speed is "
+                     f"{metadata['mocap']['mean_forward_speed']:.2f} m/s but {env.name!r} "
+                     f"scores against target_speed={target}; learn with --env-set "
+                     f"target_speed={metadata['mocap']['mean_forward_speed']:.2f}")
+    result = demos_lib.Demos(obs=np.concatenate(obs), next_obs=np.concatenate(next_obs),
+                             actions=None, absorbing=np.zeros(n, bool), truncated=truncated,
+                             episode_starts=starts, metadata=metadata)
+    return result, notes
+
+
+def convert(path, env, fmt: str = "loco-mujoco", output=None,
+            rename: Optional[dict] = None) -> tuple[demos_lib.Demos, list[str]]:
+    """Read ``path`` (``fmt``: one of :data:`FORMATS`), convert it for ``env`` and, if
+    ``output`` is given, write the demo file there (``trirl.demos.save``: validated,
+    atomic)."""
+    result, notes = convert_motion(read(path, fmt, env), env, rename)
+    result = dataclasses.replace(result, metadata={**result.metadata,
+                                                   **score_references(env, seed=0)})
+    if output is not None:
+        demos_lib.save(output, result)
+    return result, notes
+
+
+def score_references(env, seed: int = 0, episodes: int = 20) -> dict:
+    """Normalised-score references for imported motion: the env's perfect-imitation return
+    (paper Table 8 footnote; G1: 1 per step) and the return of uniform random actions.
+    Empty for envs that define no perfect-imitation score (their task reward is not an
+    imitation score, so motion capture says nothing about the expert's return)."""
+    perfect = getattr(env, "perfect_imitation_return", None)
+    if perfect is None:
+        return {}
+    import jax
+
+    random = demos_lib.random_returns(env, jax.random.key(seed), episodes)
+    return {"expert_return_mean": float(perfect), "expert_return_std": 0.0,
+            "random_return_mean": float(random.mean()), "random_return_std": float(random.std())}
