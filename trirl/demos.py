@@ -263,13 +263,20 @@ def _check_matrix(source: str, arrays: dict, key: str, rows: Optional[int],
     if rows is not None and a.shape[0] != rows:
         _fail(source, key, f"has {a.shape[0]} rows but obs has {rows}",
               "store exactly one row per transition in every array")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        _fail(source, key, f"contains {a[row, col]} at row {row}, column {col} "
-              f"({int(bad.sum())} non-finite values in all)",
-              "drop or repair the transitions with NaN/inf before saving")
+    problem = non_finite(a, "row")
+    if problem:
+        _fail(source, key, problem, "drop or repair the transitions with NaN/inf before saving")
     return a
+
+
+def non_finite(a: np.ndarray, unit: str) -> Optional[str]:
+    """Where a 2-D array first holds NaN/inf, for an error message (None if nowhere)."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return None
+    row, col = np.argwhere(bad)[0]
+    return (f"contains {a[row, col]} at {unit} {row}, column {col} "
+            f"({int(bad.sum())} non-finite values in all)")
 
 
 def _check_flags(source: str, arrays: dict, key: str, rows: int) -> np.ndarray:

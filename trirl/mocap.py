@@ -128,12 +128,9 @@ def _states(source, qpos, qvel) -> tuple[np.ndarray, np.ndarray]:
         _fail(source, "qvel", f"has {len(qvel)} frames and qpos {len(qpos)}, expected the "
               "same number (at least 2)", "store one qpos and one qvel row per frame")
     for key, a in (("qpos", qpos), ("qvel", qvel)):
-        bad = ~np.isfinite(a)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            _fail(source, key, f"contains {a[row, col]} at frame {row}, column {col} "
-                  f"({int(bad.sum())} non-finite values in all)",
-                  "repair or cut the frames with NaN/inf")
+        problem = demos_lib.non_finite(a, "frame")
+        if problem:
+            _fail(source, key, problem, "repair or cut the frames with NaN/inf")
     return qpos.astype(np.float64), qvel.astype(np.float64)
 
 
