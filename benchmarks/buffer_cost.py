@@ -1,11 +1,14 @@
 """Training-time cost of TRIRL's discriminator buffer vs plain GAIL-style updates.
 
-Same environment, batch, networks, PPO (with the TRPL projection) and discriminator
-training in every configuration; only the reward machinery differs:
+Same environment, batch, networks and discriminator training in every configuration;
+the reward machinery differs, and the baselines also skip TRPL (as they train):
 
-* ``gail``: no buffer, no correction, no reward fitting -- the policy is trained on
-  ``beta * D^(i)`` (``variant=no_fit, capacity=0, eps=1``; the retrospective etas are
-  computed over zero stored policies, i.e. not at all);
+* ``GAIL`` (the reference; also ``AIRL``, ``AMP``): the baselines as ``trirl learn
+  --algo`` trains them: plain clipped PPO without TRPL, the latest discriminator only;
+* ``no_buffer``: TRIRL's learner (TRPL included) with no buffer, no correction, no
+  reward fitting -- the policy is trained on ``beta * D^(i)`` (``variant=no_fit,
+  capacity=0, eps=1``), which isolates the cost of the buffer machinery (this was
+  called ``gail`` before the real baselines existed);
 * ``k=1``, ``k=25``, ``k=100``: TRIRL's default ``max_eta`` variant with buffer capacity
   k and R_fit regression. The buffer starts full (``--fill``, default on) -- iterations
   on an empty or partly filled buffer would skip evaluations (empty slots still cost
@@ -17,8 +20,8 @@ training in every configuration; only the reward machinery differs:
 Each configuration's iteration is compiled first (excluded); then rounds alternate
 through the configurations (so background load hits all alike), timing ``--iterations``
 iterations each, ``block_until_ready`` after every iteration as the training loop does.
-Reported: seconds per million env steps (median over rounds) and the ratio to ``gail``
-per round (median). The paper's own figures (Sec. 5): 1.38x (k=1) to 1.60x (k=100).
+Reported: seconds per million env steps (median over rounds) and the ratio to
+``--reference`` (default ``GAIL``) per round (median). The paper's own figures (Sec. 5): 1.38x (k=1) to 1.60x (k=100).
 
     python benchmarks/buffer_cost.py --env point_maze --iterations 10 --rounds 3
     python benchmarks/buffer_cost.py --set fit.num_steps=25   # cheaper R_fit
@@ -41,7 +44,13 @@ from trirl import demos as demos_lib
 from trirl.evaluation import bundled_demos
 
 CONFIGS = {
-    "gail": {"variant": "no_fit", "capacity": 0, "eps": 1.0},
+    # The real baselines (trirl/baselines.py): plain clipped PPO without the TRPL
+    # projection, the latest discriminator only. "GAIL" is the issue's reference.
+    "GAIL": {"algo": "gail"},
+    "AIRL": {"algo": "airl"},
+    "AMP": {"algo": "amp"},
+    # TRIRL's own learner with the buffer switched off (TRPL kept): isolates the buffer.
+    "no_buffer": {"variant": "no_fit", "capacity": 0, "eps": 1.0},
     "k=1": {"capacity": 1},
     "k=25": {"capacity": 25},
     "k=100": {"capacity": 100},
@@ -55,7 +64,7 @@ def build(env, expert, overrides: dict, fill: bool, settings: dict, seed: int = 
     config = learn.build_config(learn.merge_settings(settings, {"": overrides}))
     learner, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
-    if fill and config.capacity > 0 and not config.features:
+    if fill and config.algo == "trirl" and config.capacity > 0 and not config.features:
         # A full buffer with R_fit active, as after k iterations.
         buffer = state.buffer
         state = state.replace(buffer=buffer.replace(
@@ -70,7 +79,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fill", dest="fill", action="store_false")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default="GAIL,no_buffer,k=1,k=25,k=100,features")
+    parser.add_argument("--reference", default="GAIL", help="config the ratios divide by")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="KEY=VALUE", help="TRIRL setting for every config, as in "
                         "`trirl learn --set` (e.g. fit.num_steps=25)")
@@ -106,8 +116,8 @@ def main() -> None:
             run["state"] = state
             run["s_per_m"].append(times[name] / (args.iterations * run["batch"]) * 1e6)
         for name in names:
-            if "gail" in times:
-                ratios[name].append(times[name] / times["gail"])
+            if args.reference in times:
+                ratios[name].append(times[name] / times[args.reference])
         print(f"round {r + 1}: " + ", ".join(
             f"{n} {runs[n]['s_per_m'][-1]:.0f} s/M" for n in names), flush=True)
 
@@ -116,12 +126,13 @@ def main() -> None:
         row = {"config": name, "settings": CONFIGS[name],
                "s_per_million_steps_median": statistics.median(runs[name]["s_per_m"]),
                "s_per_million_steps": runs[name]["s_per_m"],
-               "ratio_vs_gail_median": statistics.median(ratios[name]) if ratios[name] else None,
-               "ratio_vs_gail": ratios[name], "compile_s": runs[name]["compile_s"]}
+               "reference": args.reference,
+               "ratio_median": statistics.median(ratios[name]) if ratios[name] else None,
+               "ratios": ratios[name], "compile_s": runs[name]["compile_s"]}
         rows.append(row)
-        ratio = row["ratio_vs_gail_median"]
-        print(f"{name:>6}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
-              + (f", {ratio:.3f}x gail" if ratio is not None else ""))
+        ratio = row["ratio_median"]
+        print(f"{name:>9}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
+              + (f", {ratio:.3f}x {args.reference}" if ratio is not None else ""))
     meta = {"env": args.env, "iterations": args.iterations, "rounds": args.rounds,
             "fill": args.fill, "settings": args.settings, "batch": runs[names[0]]["batch"],
             "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,

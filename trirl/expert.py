@@ -23,10 +23,10 @@ import jax
 import numpy as np
 
 import trirl
-from trirl import envs
+from trirl import envs, sharding
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, PPOConfig, TrustRegionConfig
-from trirl.runner import load_state, print_summary, train_loop, write_json_atomic
+from trirl.runner import console, load_state, print_summary, train_loop, write_json_atomic
 
 # Per-environment expert settings: PPO overrides and a step budget that reaches the
 # benchmark in docs/benchmarks.md. point_maze needs exploration to find the gap
@@ -172,10 +172,11 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     num_iterations = max(1, -(-steps // cfg.batch_size))
+    devices = sharding.for_training(env.backend_name, cfg.num_envs).devices  # checks num_envs
     run_dir = claim_run_dir(run_dir, "expert", env_name)
     config = {"kind": "expert", "env": env_name, "env_overrides": env_overrides or {},
               "backend": env.backend_name, "ppo": dataclasses.asdict(cfg), "seeds": seeds,
-              "seed": seed,
+              "seed": seed, "devices": devices,
               "total_steps": num_iterations * cfg.batch_size, "num_iterations": num_iterations,
               "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
     write_json_atomic(run_dir / "config.json", config)
@@ -197,9 +198,14 @@ def _init_fn(run: Run):
 
 
 def _train(run: Run, *, resume: bool, show_progress: bool) -> None:
-    iterate = jax.jit(jax.vmap(run.ppo.iteration))
+    # Env batch sharded over the local devices (trirl.sharding; no-op on one device). A
+    # resumed state is restored on one device and moved onto the mesh by the first call.
+    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs)
+    if placement.note:
+        console.print(placement.note)
+    iterate = placement.jit(jax.vmap(run.ppo.iteration))
     cfg = run.config
-    train_loop(run.run_dir, lambda: _init_fn(run), iterate,
+    train_loop(run.run_dir, lambda: placement.place(_init_fn(run)), iterate,
                num_iterations=cfg["num_iterations"],
                steps_per_iteration=run.ppo.config.batch_size,
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,

@@ -70,7 +70,7 @@ from flax import struct
 import trirl
 from trirl import demos as demos_lib
 from trirl import discriminator as disc
-from trirl import envs, normalizer, trpl
+from trirl import envs, normalizer, sharding, trpl
 from trirl import feature_reward as fr
 from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
@@ -573,14 +573,22 @@ class TRIRL:
         return state, metrics, Trace(rollout=rollout, rewards=rewards, absorbing_reward=r_abs)
 
 
-@functools.lru_cache(maxsize=8)
-def compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int):
+def compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
+             placement: Optional[sharding.Placement] = None):
     """``(learner, init, iterate)`` with ``init(keys, expert)`` and ``iterate(state, expert)``
     jitted and vmapped over seeds (leading axis of ``keys``/``state``; ``expert`` shared).
+    ``placement``: the devices ``iterate`` shards the env batch over (``trirl.sharding``;
+    default one device); ``init`` builds the state on one device (``placement.place`` it).
 
-    Cached per (env, config, num_iterations), so runs and tests in one process share
-    the (slow) compilation.
+    Cached per (env, config, num_iterations, placement), so runs and tests in one process
+    share the (slow) compilation.
     """
+    return _compiled(env, config, num_iterations, placement or sharding.Placement())
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
+              placement: sharding.Placement):
     if config.baseline:
         from trirl.baselines import Adversarial
 
@@ -588,7 +596,7 @@ def compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int):
     else:
         learner = TRIRL(env, config, num_iterations)
     init = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))
-    iterate = jax.jit(jax.vmap(learner.iteration, in_axes=(0, None)))
+    iterate = placement.jit(jax.vmap(learner.iteration, in_axes=(0, None)))
     return learner, init, iterate
 
 
@@ -795,12 +803,14 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
     num_iterations = max(1, -(-steps // batch))
+    devices = sharding.for_training(env.backend_name, config.ppo.num_envs).devices  # checks it
     run_dir = claim_run_dir(run_dir, config.algo, env_name)
     shutil.copyfile(demos, run_dir / DEMOS_FILE)
     record = {"kind": "trirl", "env": env_name, "env_overrides": env_overrides or {},
               "backend": env.backend_name, "ppo": dataclasses.asdict(config.policy_ppo),
               "trirl": dataclasses.asdict(config),
               "demos": DEMOS_FILE, "demos_source": str(demos), "seeds": seeds, "seed": seed,
+              "devices": devices,
               "total_steps": num_iterations * batch, "num_iterations": num_iterations,
               "checkpoint_every": checkpoint_every, "trirl_version": trirl.__version__}
     write_json_atomic(run_dir / "config.json", record)  # written last: it marks a run
@@ -844,8 +854,9 @@ class Session:
         return state, metrics, trace
 
 
-def open_session(run_dir: Path) -> Session:
-    """The :class:`Session` of the TRIRL run in ``run_dir`` (demos from its own copy)."""
+def open_session(run_dir: Path, placement: Optional[sharding.Placement] = None) -> Session:
+    """The :class:`Session` of the TRIRL run in ``run_dir`` (demos from its own copy);
+    its ``iterate`` shards the env batch by ``placement`` (default: one device)."""
     from trirl.expert import open_run
 
     run_dir = Path(run_dir)
@@ -855,14 +866,16 @@ def open_session(run_dir: Path) -> Session:
                          "resume it with the command that started it")
     config = config_from_dict(run.config["trirl"], str(run_dir / "config.json"))
     demos = load_demos(run_dir / run.config.get("demos", DEMOS_FILE), run.env, config)
-    learner, init, iterate = compiled(run.env, config, int(run.config["num_iterations"]))
+    learner, init, iterate = compiled(run.env, config, int(run.config["num_iterations"]),
+                                      placement)
     keys = jax.random.split(jax.random.PRNGKey(run.config["seed"]), run.num_seeds)
     meta = demos.metadata
     reference = None
     if meta.get("expert_return_mean") is not None and meta.get("random_return_mean") is not None:
         reference = (float(meta["expert_return_mean"]), float(meta["random_return_mean"]))
     return Session(run=run, config=config, learner=learner,
-                   expert=expert_data(demos, run.env.action_size), keys=keys,
+                   expert=(placement or sharding.Placement()).replicate(
+                       expert_data(demos, run.env.action_size)), keys=keys,
                    reference=reference, _init=init, _iterate=iterate)
 
 
@@ -874,12 +887,19 @@ SUMMARY_COLUMNS = {"episode_return": "return", "normalized_score": "normalized s
 
 
 def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
-    from trirl.runner import print_summary, train_loop
+    from trirl.expert import _read_config, recorded_backend
+    from trirl.runner import console, print_summary, train_loop
 
-    session = open_session(run_dir)
+    # Env batch sharded over the local devices (trirl.sharding; no-op on one device). A
+    # resumed state is restored on one device and moved onto the mesh by the first call.
+    record = _read_config(Path(run_dir))
+    placement = sharding.for_training(recorded_backend(record), record["ppo"]["num_envs"])
+    if placement.note:
+        console.print(placement.note)
+    session = open_session(run_dir, placement)
     cfg = session.run.config
     label = f"{describe(session.config)} {cfg['env']}"
-    train_loop(run_dir, session.init, lambda s: session.iterate(s)[:2],
+    train_loop(run_dir, lambda: placement.place(session.init()), lambda s: session.iterate(s)[:2],
                num_iterations=cfg["num_iterations"],
                steps_per_iteration=session.config.ppo.batch_size,
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume,
