@@ -23,7 +23,7 @@ from typing import Any, Optional
 import jax
 
 import trirl
-from trirl import envs, rewards
+from trirl import envs, rewards, sharding
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, LearnedReward, PPOConfig
 from trirl.report import EVALUATION_FILE
@@ -107,6 +107,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         seed = int(prov.get("seed", 0)) + SEED_OFFSET
     reference = _reference(reward, env_name, demos)
     kind = "transfer" if transfer else "retrain"
+    devices = sharding.for_training(env.backend_name, cfg.num_envs).devices  # checks num_envs
     run_dir = claim_run_dir(run_dir, kind, env_name)
     shutil.copyfile(reward_path, run_dir / REWARD_FILE)
     num_iterations = max(1, -(-steps // cfg.batch_size))
@@ -116,6 +117,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
               "reward_source": str(reward_path),
               "reward_sha256": hashlib.sha256(Path(reward_path).read_bytes()).hexdigest(),
               "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
+              "devices": devices,
               "seed": seed, "total_steps": num_iterations * cfg.batch_size,
               "num_iterations": num_iterations, "checkpoint_every": checkpoint_every,
               "trirl_version": trirl.__version__}
@@ -132,12 +134,12 @@ def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = N
     return Path(run_dir)
 
 
-def _iterate_fn(run: Any, reward: rewards.Reward):
+def _iterate_fn(run: Any, reward: rewards.Reward, placement: sharding.Placement):
     from trirl.evaluation import normalized_score
 
     ppo = PPO(run.env, run.ppo.config, reward=learned_reward(reward))
     params = reward.jax_params()
-    iterate = jax.jit(jax.vmap(ppo.iteration, in_axes=(0, None)))
+    iterate = placement.jit(jax.vmap(ppo.iteration, in_axes=(0, None)))
     reference = run.config.get("reference")
 
     def step(state):
@@ -154,7 +156,7 @@ def _iterate_fn(run: Any, reward: rewards.Reward):
 def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
     from trirl.evaluation import evaluate_run
     from trirl.expert import _init_fn, open_run
-    from trirl.runner import print_summary, train_loop, write_json_atomic
+    from trirl.runner import console, print_summary, train_loop, write_json_atomic
 
     run = open_run(run_dir)
     if run.config.get("kind") not in ("retrain", "transfer"):
@@ -163,7 +165,12 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
     reward = rewards.load(run_dir / run.config["reward"])
     cfg = run.config
     label = f"{cfg['kind']} {cfg['env']} (reward from {cfg['reward_env']})"
-    train_loop(run_dir, lambda: _init_fn(run), _iterate_fn(run, reward),
+    # Env batch sharded over the local devices, as in `trirl expert` (trirl.sharding).
+    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs)
+    if placement.note:
+        console.print(placement.note)
+    train_loop(run_dir, lambda: placement.place(_init_fn(run)),
+               _iterate_fn(run, reward, placement),
                num_iterations=cfg["num_iterations"], steps_per_iteration=run.ppo.config.batch_size,
                checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume, label=label,
                show_progress=show_progress)
