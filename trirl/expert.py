@@ -35,6 +35,7 @@ from trirl.runner import console, load_state, print_summary, train_loop, write_j
 EXPERT_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
     "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
+    "go2": {"ppo": {"hidden": (512, 256, 128)}},   # the paper's robotics networks (App. C.5)
 }
 DEFAULT_STEPS = 5_000_000
 

@@ -603,9 +603,15 @@ def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
 # ----------------------------------------------------------------------------- configs
 
 # Per-environment TRIRL settings ("section": {field: value}) and a step budget.
+# The paper's robotics networks (App. C.5): 3 layers of 512, 256, 128 for the policy and
+# the discriminator (its critic's 1024, 512 is not separate here: policy and critic
+# share ``ppo.hidden``); R_fit as the discriminators.
+ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 256, 128)},
+                  "fit": {"hidden": (512, 256, 128)}}
 LEARN_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze": {"steps": 1_000_000},
     "point_maze_flipped": {"steps": 1_000_000},
+    **{name: {"settings": ROBOT_NETWORKS} for name in ("g1_walk", "g1_run", "go2")},
 }
 DEFAULT_STEPS = 5_000_000
 
