@@ -3,28 +3,18 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
+from trirl.cli.options import friendly as _friendly
+
+# Spelled out, not read from trirl.envs.robot_assets: importing trirl.envs loads JAX and
+# MuJoCo, which `trirl --help` should not wait for.
 ROBOTS = click.Choice(["g1", "go2", "all"])
 CACHE_OPTION = click.option(
     "--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Asset cache [default: $TRIRL_ASSETS_DIR or ~/.cache/trirl/assets].")
-
-
-def _friendly(fn):
-    """cli.main's one-line errors; imported late because cli.main imports this module
-    while it registers its commands."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from trirl.cli.main import _friendly as friendly
-
-        return friendly(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 @click.group("assets")

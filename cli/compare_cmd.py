@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from trirl.cli.options import backend_option
+from trirl.cli.options import backend_option, friendly
 
 
 @click.command("compare")
@@ -49,9 +49,7 @@ def compare(**options):
     """Train and evaluate a grid of environments x algorithms (seeds vmapped per cell),
     resumably, and write a report: per-env normalized scores, IQM with 95% stratified
     bootstrap intervals, learning curves, wall time and peak memory."""
-    from trirl.cli.main import _friendly
-
-    _friendly(_compare)(**options)
+    friendly(_compare)(**options)
 
 
 def _compare(envs, algos, seeds, seed, steps, out, demos, retrain, transfer, settings,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from trirl.cli.options import NEW_RUN_BACKEND, backend_option
+from trirl.cli.options import NEW_RUN_BACKEND, backend_option, friendly
 
 
 @click.command("learn")
@@ -63,10 +63,7 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option
 def learn(**options):
     """Learn a reward and a policy from demonstrations with TRIRL (or --algo gail, airl,
     amp: the baselines on the same machinery)."""
-    # Imported here, not at module level: trirl.cli.main imports this module.
-    from trirl.cli.main import _friendly
-
-    _friendly(_learn)(**options)
+    friendly(_learn)(**options)
 
 
 def flag_settings(variant=None, capacity=None, eps=None, beta=None, inputs=None,

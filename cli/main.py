@@ -5,32 +5,14 @@ Every user error surfaces as one line ``trirl: error: ...`` and exit status 2.
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from trirl.cli.options import NEW_RUN_BACKEND, RUN_BACKEND, backend_option
-from trirl.errors import Interrupted, TrirlError
-
-
-def _friendly(fn):
-    """Turn TrirlError into one line on stderr and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Interrupted as exc:
-            click.echo(f"trirl: {exc}", err=True)
-            sys.exit(130)
-        except TrirlError as exc:
-            click.echo(f"trirl: error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from trirl.cli.options import friendly as _friendly
+from trirl.errors import TrirlError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,11 +97,6 @@ class _DefaultCommandGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-    def resolve_command(self, ctx, args):
-        if args and args[0] not in self.commands:  # e.g. a run directory called like a typo
-            args = [self.default_command, *args]
-        return super().resolve_command(ctx, args)
 
 
 @main.group(cls=_DefaultCommandGroup, default_command="record")

@@ -8,13 +8,7 @@ from pathlib import Path
 import click
 
 from trirl.cli.options import NEW_RUN_BACKEND, backend_option
-
-
-def _friendly(fn):
-    # Imported lazily: trirl.cli.main imports this module.
-    from trirl.cli.main import _friendly as wrap
-
-    return wrap(fn)
+from trirl.cli.options import friendly as _friendly
 
 
 @click.command("export")
