@@ -237,6 +237,7 @@ class Env:
         self.action_size = int(self.mj_model.nu)
         self.episode_length = int(self.config.episode_length)
         self.dt = float(self.mj_model.opt.timestep * self.config.frame_skip)
+        self.obs_names = tuple(self._observation_names())
         self.observation_size = len(self.obs_names)
 
     # -- to implement -----------------------------------------------------------------
@@ -251,6 +252,12 @@ class Env:
 
     def _initial_qpos_qvel(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         raise NotImplementedError
+
+    def _observation_names(self) -> tuple[str, ...]:
+        """One name per observation entry, in order (called once the model is built, so
+        envs can name the layout from the model's own joints and bodies); default: the
+        class attribute ``obs_names``."""
+        return type(self).obs_names
 
     def _observe(self, arrays: PhysicsArrays) -> jax.Array:
         """The observation at a state reached by reset (or by a replay's first frame)."""

@@ -26,13 +26,13 @@ robot; the tasks differ by demonstrations and by the default ``target_speed``.
 from __future__ import annotations
 
 import dataclasses
-import re
 import xml.etree.ElementTree as ET
 
 import jax.numpy as jnp
 import numpy as np
 
 from trirl.envs import legged
+from trirl.envs._mjx import mujoco
 from trirl.envs.base import PhysicsArrays
 from trirl.envs.robot_assets import robot_dir
 
@@ -80,8 +80,8 @@ def g1_mjcf() -> str:
 
 def _home_keyframe(scene_xml: str) -> np.ndarray:
     """The ``home`` keyframe's qpos of the full (29-joint) model in the scene file."""
-    match = re.search(r'<key\s+name="home"\s+qpos="([^"]+)"', scene_xml)
-    return np.array(match.group(1).split(), np.float64)
+    key = ET.fromstring(scene_xml).find(".//keyframe/key[@name='home']")
+    return np.array(key.get("qpos").split(), np.float64)
 
 
 class G1Walk(legged.LeggedEnv):
@@ -103,8 +103,6 @@ class G1Walk(legged.LeggedEnv):
 
     def __init__(self, config=None, backend: str = "auto"):
         super().__init__(config, backend)
-        import mujoco
-
         self._torso = mujoco.mj_name2id(self.mj_model, mujoco.mjtObj.mjOBJ_BODY, "torso_link")
 
     def _observation_names(self):

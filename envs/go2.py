@@ -56,11 +56,13 @@ def go2_mjcf() -> str:
     for default in root.iter("default"):
         for motor in default.findall("motor"):
             default.remove(motor)
-    root.find("option").attrib.pop("impratio", None)   # elliptic cones: Playground uses pyramidal
-    root.find("option").attrib.pop("cone", None)
+    option = root.find("option")
+    option.attrib.pop("impratio", None)   # elliptic cones: Playground uses pyramidal
+    option.attrib.pop("cone", None)
+    # 0.004 s physics (x 5 substeps: 50 Hz); the solver caps are config (LeggedConfig).
+    option.set("timestep", "0.004")
     legged.strip_visuals(root)
     legged.feet_floor_contacts(root, list(FEET), friction="0.8 0.8", condim=3)
-    legged.set_solver(root, 0.004, 4, 8)
     return ET.tostring(root, encoding="unicode")
 
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trirl.envs._mjx import mujoco
 from trirl.envs.base import Env, EnvConfig, PhysicsArrays
 
 
@@ -97,16 +98,6 @@ def feet_floor_contacts(root: ET.Element, feet: list[str], friction: str = "1 1"
                       solref=solref, friction=friction, condim=str(condim))
 
 
-def set_solver(root: ET.Element, timestep: float, iterations: int, ls_iterations: int) -> None:
-    option = root.find("option")
-    if option is None:
-        option = ET.Element("option")
-        root.insert(1, option)
-    option.set("timestep", repr(float(timestep)))
-    option.set("iterations", str(iterations))
-    option.set("ls_iterations", str(ls_iterations))
-
-
 def hinge_names(root: ET.Element) -> list[str]:
     """Hinge/slide joint names in document order (= qpos order after the free joint)."""
     names = []
@@ -142,8 +133,9 @@ def upright(quat: jax.Array) -> jax.Array:
 # -- the env base -------------------------------------------------------------------------
 
 class LeggedEnv(Env):
-    """A floating-base robot on PD position servos around ``home`` (set by subclasses
-    in ``_finish_model`` from the model's keyframe). Actions live in [-1, 1]."""
+    """A floating-base robot on PD position servos around ``home`` (the model's first
+    keyframe). Actions live in [-1, 1]. Subclasses name their observation layout with
+    ``_observation_names``."""
 
     home_qpos: np.ndarray   # (nq,) the reset pose
 
@@ -156,8 +148,6 @@ class LeggedEnv(Env):
         joints = self.mj_model.actuator_trnid[:, 0]
         self._actuator_qpos = np.asarray(self.mj_model.jnt_qposadr[joints])
         self._actuator_qvel = np.asarray(self.mj_model.jnt_dofadr[joints])
-        self.obs_names = self._observation_names()
-        self.observation_size = len(self.obs_names)
 
     def _finish_model(self, mj_model):
         mj_model.opt.iterations = self.config.solver_iterations
@@ -174,8 +164,7 @@ class LeggedEnv(Env):
         return qpos, jnp.zeros(self.mj_model.nv)
 
     def joint_names(self) -> list[str]:
-        import mujoco
-
+        """Names of the actuated joints, in action order."""
         return [mujoco.mj_id2name(self.mj_model, mujoco.mjtObj.mjOBJ_JOINT, int(j))
                 for j in self.mj_model.actuator_trnid[:, 0]]
 
@@ -196,6 +185,3 @@ class LeggedEnv(Env):
         fallen = ((arrays.qpos[2] < self.config.min_base_height)
                   | (upright(arrays.qpos[3:7]) < self.config.min_upright))
         return ~finite | fallen
-
-    def _observation_names(self) -> tuple[str, ...]:
-        raise NotImplementedError

@@ -64,21 +64,16 @@ class LocomotionEnv(Env):
     """Base of the v5 tasks: asset loading, reset noise and the healthy-reward pattern.
 
     Subclasses set ``asset``, ``qvel_noise`` ("uniform" or "normal", as their v5 env
-    draws it), ``obs_names`` and implement ``_observe``, ``_forward_velocity`` and
+    draws it) and implement ``_observation_names``, ``_observe``, ``_forward_velocity`` and
     ``_is_healthy`` (and ``_costs`` for costs beyond the control cost).
     """
 
     asset: str = ""
     qvel_noise: str = "uniform"
 
-    def __init__(self, config=None, backend: str = "auto"):
-        super().__init__(config, backend)
-        # The layout is named from the model's own joints and bodies, so it cannot drift
-        # from the asset; _observe must produce exactly these entries.
-        self.obs_names = self._observation_names()
-        self.observation_size = len(self.obs_names)
-
     def _observation_names(self) -> tuple[str, ...]:
+        # Named from the model's own joints and bodies, so the layout cannot drift from
+        # the asset; _observe must produce exactly these entries.
         raise NotImplementedError
 
     def _mjcf(self) -> str:
