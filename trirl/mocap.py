@@ -78,6 +78,20 @@ def joint_layout(model) -> tuple[tuple, tuple]:
     return names, tuple(int(t) for t in model.jnt_type)
 
 
+def _env_layout(env) -> tuple[tuple, tuple]:
+    """:func:`joint_layout` of the env's model; a one-line error for ball joints."""
+    names, types = joint_layout(env.mj_model)
+    if any(t not in _QPOS_WIDTH for t in types):
+        raise TrirlError(f"env {env.name!r} has ball joints, which motion import does not "
+                         "support")
+    return names, types
+
+
+def _widths(types) -> tuple[int, int]:
+    """(qpos, qvel) columns of joints of ``types``."""
+    return sum(_QPOS_WIDTH[t] for t in types), sum(_QVEL_WIDTH[t] for t in types)
+
+
 # ------------------------------------------------------------------------------ reading
 
 
@@ -207,8 +221,7 @@ def read_loco_mujoco(path) -> Motion:
     if unsupported:
         _fail(source, "jnt_type", f"unsupported joint types: {', '.join(unsupported)}",
               "only free, slide and hinge joints can be imported (as in LocoMuJoCo)")
-    nq = sum(_QPOS_WIDTH[t] for t in types)
-    nv = sum(_QVEL_WIDTH[t] for t in types)
+    nq, nv = _widths(types)
     if qpos.shape[1] != nq or qvel.shape[1] != nv:
         _fail(source, "qpos", f"has {qpos.shape[1]} columns and qvel {qvel.shape[1]}, but the "
               f"{len(names)} joints need {nq} and {nv} (free joints 7 and 6, others 1)",
@@ -234,10 +247,7 @@ def read_arrays(path, env) -> Motion:
         _fail(source, "qpos", f"has {qpos.shape[1]} columns and qvel {qvel.shape[1]}, but "
               f"{env.name!r} has nq={model.nq}, nv={model.nv}",
               "store the env model's qpos/qvel, or use --from loco-mujoco with joint names")
-    names, types = joint_layout(model)
-    if any(t not in _QPOS_WIDTH for t in types):
-        raise TrirlError(f"env {env.name!r} has ball joints, which motion import does not "
-                         "support")
+    names, types = _env_layout(env)
     return Motion(names, types, _normalize_quaternions(source, qpos, names, types), qvel,
                   fps, split, source, "arrays")
 
@@ -265,8 +275,7 @@ def save_loco_mujoco(path, joint_names: Sequence[str], qpos, qvel, frequency: fl
     names = [str(n) for n in joint_names]
     types = [HINGE] * len(names) if joint_types is None else [int(t) for t in joint_types]
     qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
-    nq = sum(_QPOS_WIDTH[t] for t in types)
-    nv = sum(_QVEL_WIDTH[t] for t in types)
+    nq, nv = _widths(types)
     if len(types) != len(names) or qpos.shape[1:] != (nq,) or qvel.shape != (len(qpos), nv):
         raise TrirlError(f"save_loco_mujoco: {len(names)} joints of types {types} need qpos "
                          f"(N, {nq}) and qvel (N, {nv}); got {qpos.shape} and {qvel.shape}")
@@ -300,10 +309,7 @@ def map_joints(motion: Motion, env, rename: Optional[dict] = None) -> JointMap:
     """Match the file's joints to the env model's joints by name (after ``rename``:
     file name -> env name). Raises a one-line error listing every env joint the file
     lacks (and the file joints left unmatched, to rename)."""
-    env_names, env_types = joint_layout(env.mj_model)
-    if any(t not in _QPOS_WIDTH for t in env_types):
-        raise TrirlError(f"env {env.name!r} has ball joints, which motion import does not "
-                         "support")
+    env_names, env_types = _env_layout(env)
     rename = dict(rename or {})
     unknown = sorted(set(rename) - set(motion.joint_names))
     if unknown:
