@@ -129,12 +129,12 @@ def env_throughput(name: str, batches: list[int], repeats: int, min_time: float)
 # ------------------------------------------------------------------------ end to end
 
 
-def expert_program(name: str, backend: str, seed: int = 0):
-    """``trirl expert``'s iteration: (jitted iterate, its extra args, state, env steps per
-    iteration)."""
+def expert_program(name: str, backend: str, seed: int = 0, seeds: int = 1):
+    """``trirl expert --seeds N``'s iteration: (jitted iterate, its extra args, state, env
+    steps per iteration and seed)."""
     env = envs.make(name, backend=backend)
     ppo = PPO(env, PPOConfig(**EXPERT_PRESETS.get(name, {}).get("ppo", {})))
-    state = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.PRNGKey(seed), 1))
+    state = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.PRNGKey(seed), seeds))
     return jax.jit(jax.vmap(ppo.iteration)), (), state, ppo.config.batch_size
 
 
@@ -151,13 +151,14 @@ def demos_for(env: envs.Env):
     return demos
 
 
-def learn_program(name: str, backend: str, seed: int = 0):
-    """``trirl learn``'s iteration with its defaults (same tuple as expert_program)."""
+def learn_program(name: str, backend: str, seed: int = 0, seeds: int = 1):
+    """``trirl learn --seeds N``'s iteration with its defaults (same tuple as
+    expert_program)."""
     env = envs.make(name, backend=backend)
     config = learn.build_config(learn.LEARN_PRESETS.get(name, {}).get("settings", {}))
     expert = learn.expert_data(demos_for(env), env.action_size)
     _, init, iterate = learn.compiled(env, config, 1000)
-    state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
+    state = init(jax.random.split(jax.random.PRNGKey(seed), seeds), expert)
     return iterate, (expert,), state, config.ppo.batch_size
 
 

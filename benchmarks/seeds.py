@@ -23,27 +23,16 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import cpu_model, demos_for  # noqa: E402  (benchmarks/ is not a package)
+from backends import cpu_model, expert_program, learn_program  # noqa: E402  (not a package)
 
-from trirl import envs, learn  # noqa: E402
-from trirl.expert import EXPERT_PRESETS  # noqa: E402
-from trirl.ppo import PPO, PPOConfig  # noqa: E402
+from trirl import envs  # noqa: E402
 from trirl.runner import write_json_atomic  # noqa: E402
 
 
 def program(command: str, name: str, seeds: int, backend: str):
-    """(compiled iterate, extra args, state, env steps per iteration and seed)."""
-    env = envs.make(name, backend=backend)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    if command == "expert":
-        ppo = PPO(env, PPOConfig(**EXPERT_PRESETS.get(name, {}).get("ppo", {})))
-        state, extra = jax.jit(jax.vmap(ppo.init))(keys), ()
-        iterate, batch = jax.jit(jax.vmap(ppo.iteration)), ppo.config.batch_size
-    else:
-        config = learn.build_config(learn.LEARN_PRESETS.get(name, {}).get("settings", {}))
-        expert = learn.expert_data(demos_for(env), env.action_size)
-        _, init, iterate = learn.compiled(env, config, 1000)
-        state, extra, batch = init(keys, expert), (expert,), config.ppo.batch_size
+    """(compiled iterate, extra args, state, env steps per iteration and seed), compile s."""
+    build = {"expert": expert_program, "learn": learn_program}[command]
+    iterate, extra, state, batch = build(name, backend, seeds=seeds)
     t0 = time.perf_counter()
     compiled = iterate.lower(state, *extra).compile()
     compile_s = time.perf_counter() - t0
