@@ -30,6 +30,7 @@ from trirl import stats
 from trirl.compare import (CELL_FILE, EVALUATION_FILE, GRID_FILE, LEARN_DIR, CompareConfig,
                            cell_dir, reoptimise_dirs)
 from trirl.errors import TrirlError
+from trirl.report import seed_scores
 
 REPORT_DIR = "report"
 COLUMNS = ("training", "retraining", "transfer")
@@ -40,11 +41,8 @@ TRAIN_STAGES = ("train", "resume")
 def _scores(evaluation: Path) -> Optional[list[float]]:
     if not evaluation.is_file():
         return None
-    per_seed = json.loads(evaluation.read_text())["per_seed"]
-    if any(s["normalized_score"] is None for s in per_seed):
-        raise TrirlError(f"{evaluation}: no normalized score (its env has no reference "
-                         "returns); delete the file and pass --demos ENV=FILE with them")
-    return [float(s["normalized_score"]) for s in per_seed]
+    return seed_scores(json.loads(evaluation.read_text()), evaluation,
+                       "delete the file and pass --demos ENV=FILE with them")
 
 
 def _resources(cell: Path) -> dict:

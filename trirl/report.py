@@ -42,13 +42,19 @@ def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
     if kind not in COLUMNS:
         raise TrirlError(f"{run_dir}: a {kind!r} run; report takes trirl learn, retrain and "
                          "transfer runs")
-    result = cached_evaluation(run_dir)
+    scores = seed_scores(cached_evaluation(run_dir), run_dir,
+                         "evaluate it with `trirl evaluate RUN --demos FILE` first")
+    env = config.get("reward_env", config["env"])
+    return COLUMNS[kind], env, scores
+
+
+def seed_scores(result: dict, source, fix: str) -> list[float]:
+    """The per-seed normalised scores of an evaluation ``result``; a one-line error
+    naming ``source`` and ``fix`` when its env had no reference returns."""
     scores = [s["normalized_score"] for s in result["per_seed"]]
     if any(s is None for s in scores):
-        raise TrirlError(f"{run_dir}: no reference returns for a normalised score; evaluate "
-                         "it with `trirl evaluate RUN --demos FILE` first")
-    env = config.get("reward_env", config["env"])
-    return COLUMNS[kind], env, [float(s) for s in scores]
+        raise TrirlError(f"{source}: no reference returns for a normalised score; {fix}")
+    return [float(s) for s in scores]
 
 
 def build(runs: list[Path]) -> dict[str, dict[str, list[float]]]:
