@@ -12,6 +12,7 @@ the registry.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from trirl.envs.base import (BACKENDS, AutoReset, Env, EnvConfig, EnvState, MjxBackend,
                              PhysicsArrays, resolve_backend)
@@ -47,11 +48,11 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make(name: str, backend: str = "auto", **overrides) -> Env:
+def make(name: str, backend: Optional[str] = "auto", **overrides) -> Env:
     """Build the environment ``name`` with its config fields replaced by ``overrides``.
 
     Args:
-      backend: physics backend, ``"mjx"``, ``"c"`` or ``"auto"`` (MJX when JAX's default
+      backend: physics backend, ``"mjx"``, ``"c"`` or ``"auto"``/None (MJX when JAX's default
         device is a GPU/TPU, MuJoCo C on a CPU, where it is several times faster). Both
         run the same model and env definition; see ``trirl.envs.base``.
 

@@ -44,10 +44,12 @@ from trirl.rewards import features as features_lib
 BACKENDS = ("mjx", "c", "auto")
 
 
-def resolve_backend(backend: str) -> str:
-    """``"mjx"`` or ``"c"`` for a requested backend; ``"auto"`` is MJX when JAX's default
-    device is an accelerator (where MJX runs whole programs on it) and C on a CPU
-    (where MuJoCo C is several times faster per step). One-line error otherwise."""
+def resolve_backend(backend: Optional[str]) -> str:
+    """``"mjx"`` or ``"c"`` for a requested backend; ``"auto"`` (or None: not asked for)
+    is MJX when JAX's default device is an accelerator (where MJX runs whole programs on
+    it) and C on a CPU (where MuJoCo C is several times faster per step). One-line error
+    otherwise."""
+    backend = "auto" if backend is None else backend
     if backend not in BACKENDS:
         raise TrirlError(f"unknown physics backend {backend!r}; choose one of "
                          f"{', '.join(BACKENDS)} (auto: MJX on a GPU, MuJoCo C on a CPU)")

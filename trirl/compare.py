@@ -225,7 +225,7 @@ def check(config: CompareConfig) -> None:
                              "in its metadata, which the normalised score needs; record it "
                              "with `trirl demos RUN -o FILE`")
         if env_name in config.envs:
-            env = envs.make(env_name, backend=config.backend or "auto", **overrides)
+            env = envs.make(env_name, backend=config.backend, **overrides)
             for algo in config.algos:
                 try:
                     cfg = learn.build_config(learn.merge_settings(

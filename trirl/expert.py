@@ -167,7 +167,7 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
     GPU and MuJoCo C on a CPU); the concrete one is recorded in ``config.json``.
     """
     preset = EXPERT_PRESETS.get(env_name, {})
-    env = envs.make(env_name, backend=backend or "auto", **(env_overrides or {}))
+    env = envs.make(env_name, backend=backend, **(env_overrides or {}))
     cfg = PPOConfig(**{**preset.get("ppo", {}), **(ppo_overrides or {})})
     steps = int(steps or preset.get("steps", DEFAULT_STEPS))
     if seeds < 1:

@@ -787,7 +787,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
 
     env_name = env_name or default_env(demos)
     preset = LEARN_PRESETS.get(env_name, {})
-    env = envs.make(env_name, backend=backend or "auto", **(env_overrides or {}))
+    env = envs.make(env_name, backend=backend, **(env_overrides or {}))
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     if checkpoint_every < 1:

@@ -90,7 +90,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     if env_overrides is None:
         env_overrides = reward.header["env"].get("overrides", {}) \
             if env_name == reward.env_name else {}
-    env = envs.make(env_name, backend=backend or "auto", **env_overrides)
+    env = envs.make(env_name, backend=backend, **env_overrides)
     check_compatible(reward, env)
     prov = reward.header.get("provenance", {})
     base = ppo_config_from_dict(prov["ppo"], str(reward_path)) if "ppo" in prov else PPOConfig()
