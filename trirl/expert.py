@@ -201,9 +201,8 @@ def _init_fn(run: Run):
 def _train(run: Run, *, resume: bool, show_progress: bool) -> None:
     # Env batch sharded over the local devices (trirl.sharding; no-op on one device). A
     # resumed state is restored on one device and moved onto the mesh by the first call.
-    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs)
-    if placement.note:
-        console.print(placement.note)
+    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs,
+                                      say=console.print)
     iterate = placement.jit(jax.vmap(run.ppo.iteration))
     cfg = run.config
     train_loop(run.run_dir, lambda: placement.place(_init_fn(run)), iterate,

@@ -899,9 +899,8 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
     # Env batch sharded over the local devices (trirl.sharding; no-op on one device). A
     # resumed state is restored on one device and moved onto the mesh by the first call.
     record = _read_config(Path(run_dir))
-    placement = sharding.for_training(recorded_backend(record), record["ppo"]["num_envs"])
-    if placement.note:
-        console.print(placement.note)
+    placement = sharding.for_training(recorded_backend(record), record["ppo"]["num_envs"],
+                                      say=console.print)
     session = open_session(run_dir, placement)
     cfg = session.run.config
     label = f"{describe(session.config)} {cfg['env']}"

@@ -166,9 +166,8 @@ def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
     cfg = run.config
     label = f"{cfg['kind']} {cfg['env']} (reward from {cfg['reward_env']})"
     # Env batch sharded over the local devices, as in `trirl expert` (trirl.sharding).
-    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs)
-    if placement.note:
-        console.print(placement.note)
+    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs,
+                                      say=console.print)
     train_loop(run_dir, lambda: placement.place(_init_fn(run)),
                _iterate_fn(run, reward, placement),
                num_iterations=cfg["num_iterations"], steps_per_iteration=run.ppo.config.batch_size,

@@ -170,12 +170,14 @@ def _divisibility_message(num_envs: int, devices: int) -> str:
 
 
 def for_training(backend: str, num_envs: int,
-                 devices: Optional[Sequence[jax.Device]] = None) -> Placement:
+                 devices: Optional[Sequence[jax.Device]] = None,
+                 say: Optional[Callable[[str], Any]] = None) -> Placement:
     """The :class:`Placement` of a run stepping ``num_envs`` environments per seed on the
     ``backend`` physics ("mjx" or "c"), over ``devices`` (default: ``jax.local_devices()``).
 
     One device: no mesh (nothing changes). Several: a ``("batch",)`` mesh over all of
-    them for MJX; for the C backend no mesh and a note (module docstring).
+    them for MJX; for the C backend no mesh and a note (module docstring), passed to
+    ``say`` when given (the training loops print it).
 
     Raises:
       TrirlError: ``num_envs`` is not divisible by the number of devices (MJX).
@@ -184,9 +186,13 @@ def for_training(backend: str, num_envs: int,
     if len(devices) <= 1:
         return Placement()
     if backend != "mjx":
-        return Placement(note=f"note: {len(devices)} local devices, but the MuJoCo {backend!r} "
-                              "backend steps physics on the host, so the state stays on one "
-                              "device (use --backend mjx to shard the env batch)")
+        placement = Placement(note=f"note: {len(devices)} local devices, but the MuJoCo "
+                                   f"{backend!r} backend steps physics on the host, so the "
+                                   "state stays on one device (use --backend mjx to shard "
+                                   "the env batch)")
+        if say is not None:
+            say(placement.note)
+        return placement
     if num_envs % len(devices):
         raise TrirlError(_divisibility_message(num_envs, len(devices)))
     return Placement(mesh=Mesh(np.asarray(devices), (AXIS,)))
