@@ -431,9 +431,18 @@ def save(path, demos: Demos) -> None:
     path = os.fspath(path)
     arrays = _to_arrays(path, demos)
     _validate(path, arrays)
+    write_npz_atomic(path, arrays, lambda field, problem, fix: _fail(path, field, problem, fix))
+
+
+def write_npz_atomic(path, arrays: dict, fail: Callable[[str, str, str], Any]) -> None:
+    """Write ``arrays`` to the ``.npz`` file ``path`` (compressed) through a temporary file
+    in its directory, flushed, renamed over ``path`` and the rename persisted: readers see
+    the old file or the new one, and a failed write leaves no file behind. Problems go to
+    ``fail(field, problem, fix)``, which must raise (a one-line error naming the file)."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        _fail(path, "file", f"directory {directory} does not exist", "create it first")
+        fail("file", f"directory {directory} does not exist", "create it first")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
         # O_EXCL: never clobber anything; mode 0o666 lets the umask decide permissions
@@ -451,8 +460,8 @@ def save(path, demos: Demos) -> None:
         except OSError:  # never created, or already gone
             pass
         if isinstance(exc, OSError):
-            _fail(path, "file", f"could not be written ({_short(exc)})",
-                  "check free disk space and write permission")
+            fail("file", f"could not be written ({_short(exc)})",
+                 "check free disk space and write permission")
         raise
     try:  # persist the rename itself; best effort (not possible on every platform)
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -282,11 +282,11 @@ def save_loco_mujoco(path, joint_names: Sequence[str], qpos, qvel, frequency: fl
     split = (np.array([0, len(qpos)]) if split_points is None
              else np.asarray(split_points)).astype(np.int64)
     path = os.fspath(path)
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, qpos=qpos, qvel=qvel, split_points=split, joint_names=np.array(names),
-             frequency=np.array(float(frequency)), njnt=np.array(len(names)),
-             jnt_type=np.array(types, np.int64))
-    os.replace(tmp, path)
+    demos_lib.write_npz_atomic(
+        path, dict(qpos=qpos, qvel=qvel, split_points=split, joint_names=np.array(names),
+                   frequency=np.array(float(frequency)), njnt=np.array(len(names)),
+                   jnt_type=np.array(types, np.int64)),
+        lambda field, problem, fix: _fail(path, field, problem, fix))
 
 
 # -------------------------------------------------------------------------- joint map
