@@ -191,6 +191,24 @@ def test_fit_targets_keep_the_recursion_consistent(fns, data, k):
     np.testing.assert_allclose(truncated, untruncated, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("n_pushed", [1, K, K + 2])  # partial, filling the last slot, wrapped
+def test_reused_member_logits_give_the_pushed_buffers_reward(fns, data, n_pushed):
+    """The learner evaluates the k members once per iteration and reuses the logits
+    after the push (``pushed_logits``): that must be the NumPy recursion of the window
+    after the push, which includes the new member and (full buffer) not the evicted one."""
+    buffer, ref = make_buffer(), Reference(K)
+    buffer = fill(fns, data, buffer, ref, n_pushed)
+    x = data["x"]
+    logits = RB.member_logits(buffer, x)
+    new, new_eta, fit = data["discs"][7], data["etas"][7], data["fits"][6]
+    new_logits = jnp.asarray(np_scalar(new, x), jnp.float32)
+    after = RB.pushed_logits(buffer, logits, new_logits)
+    pushed = fns["push"](buffer, new, new_eta, fit)
+    ref.push(new, new_eta, fit)
+    np.testing.assert_allclose(fns["corrected"](pushed, x, BETA, EPS, None, after),
+                               ref.corrected(x), rtol=2e-5, atol=2e-5)
+
+
 def test_ablations_fall_out_of_config(fns, data):
     x = data["x"]
     # No fitting: evicted members vanish, the recursion starts at 0.

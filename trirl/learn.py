@@ -87,7 +87,7 @@ INPUTS = ("sa", "ss", "sas")
 REWARD_MODELS = ("fitted", "features")
 ETA_SCHEDULES = ("linear", "constant")
 DEMOS_FILE = "demos.npz"  # the run's own copy of its demonstrations
-GAP_SAMPLES = 512  # rows per side for the reward-gap metric (progress_metrics)
+GAP_SAMPLES = 256  # expert rows per iteration for the reward-gap metric
 
 
 def _default_ppo() -> PPOConfig:
@@ -358,14 +358,19 @@ class TRIRL:
             return fr.corrected_reward(buffer, fr.encode(self.disc_cfg, disc_params, x))
         return rb.corrected_reward(buffer, x, self.beta, self.config.eps)
 
-    def _intermediate(self, params: RewardParams, x: jax.Array, etas=None) -> jax.Array:
-        """Alg. 2 line 24 (learner units) of inputs x (N, D)."""
+    def _intermediate(self, params: RewardParams, x: jax.Array, etas=None,
+                      evaluated: Optional[tuple[jax.Array, jax.Array]] = None) -> jax.Array:
+        """Alg. 2 line 24 (learner units) of inputs x (N, D). ``evaluated``: the buffer
+        members' and the new discriminator's logits on x, ``((k, N), (N,))``, when the
+        caller has them (fitted model)."""
         if self.features:
             z = fr.encode(self.disc_cfg, params.disc_params, x)
             return fr.intermediate_reward(params.buffer, params.disc_params, z, self.beta,
                                           self.config.eps)
-        return rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps,
-                                      disc.logits(self.disc_cfg, params.disc_params, x), etas)
+        members, new = evaluated if evaluated is not None else \
+            (None, disc.logits(self.disc_cfg, params.disc_params, x))
+        return rb.intermediate_reward(params.buffer, x, self.beta, self.config.eps, new, etas,
+                                      members)
 
     def _with_absorbing(self, x: jax.Array, absorbing: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A sampling pool: rows ``x`` (N, D), then one absorbing sample per terminal
@@ -425,7 +430,7 @@ class TRIRL:
     # -- progress metrics -------------------------------------------------------------
 
     def progress_metrics(self, ppo_state: PPOState, rollout: Rollout, buffer, disc_params: Params,
-                         x_agent: jax.Array, x_expert: jax.Array, key: jax.Array) -> dict:
+                         r_agent: jax.Array, x_expert: jax.Array, key: jax.Array) -> dict:
         """How far the iteration moved, for ``metrics.jsonl``:
 
         * ``policy_kl``: mean over the rollout states of KL(pi^(i+1) || pi^(i)), the
@@ -434,17 +439,18 @@ class TRIRL:
           after this iteration's push; PPO units) on expert and on agent transitions, and
           ``reward_gap`` their difference: a Monte-Carlo estimate of the reward part of
           the IRL dual, E_E[r] - E_pi[r] (it shrinks as pi approaches the expert while
-          r keeps separating them). Subsamples of ``GAP_SAMPLES`` rows keep it cheap: the
-          k buffered discriminators are evaluated on every row.
+          r keeps separating them). ``r_agent`` is the corrected reward on every rollout
+          row (the caller reuses the members' logits it evaluated for the policy update);
+          on the expert side, where the k buffered discriminators are evaluated anew,
+          ``GAP_SAMPLES`` random rows keep it cheap.
         """
         mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, rollout.obs)
         old_std = rollout.std.reshape(-1, rollout.std.shape[-1])[0]
         kl = trpl.gaussian_kl(mean, std, rollout.mean, old_std)
-        k_e, k_a = jax.random.split(key)
-        pick = lambda k, x: x[jax.random.randint(k, (GAP_SAMPLES,), 0, x.shape[0])]  # noqa: E731
-        r_e = self.corrected_reward(buffer, disc_params, pick(k_e, x_expert))
-        r_a = self.corrected_reward(buffer, disc_params, pick(k_a, x_agent))
-        r_e, r_a = jnp.mean(r_e) / self.beta, jnp.mean(r_a) / self.beta
+        k_e, _ = jax.random.split(key)
+        rows = jax.random.randint(k_e, (GAP_SAMPLES,), 0, x_expert.shape[0])
+        r_e = jnp.mean(self.corrected_reward(buffer, disc_params, x_expert[rows])) / self.beta
+        r_a = jnp.mean(r_agent) / self.beta
         return {"policy_kl": jnp.mean(kl), "reward_expert": r_e, "reward_agent": r_a,
                 "reward_gap": r_e - r_a}
 
@@ -523,7 +529,21 @@ class TRIRL:
         etas = self.retrospective_etas(state.policies, rollout.obs) if cfg.retrospective else None
         params = RewardParams(buffer=state.buffer, disc_params=disc_params,
                               disc_stats=state.disc_stats, etas=etas)
-        rewards, r_abs = self.ppo.rewards(rollout, params)
+        if self.features:
+            rewards, r_abs = self.ppo.rewards(rollout, params)
+        else:
+            # The k members are evaluated ONCE per iteration, on the rollout rows plus
+            # R_fit's absorbing rows; the policy reward, R_fit's targets and the agent
+            # side of reward_gap all reuse these logits (they are the buffer's main cost).
+            x_fit, etas_fit = self._fit_rows(state.buffer, x, etas)
+            n = x.shape[0]
+            members = rb.member_logits(state.buffer, x_fit) if self.buffer_cfg.capacity else None
+            new_logits = disc.logits(self.disc_cfg, disc_params, x_fit)
+            members_x = None if members is None else members[:, :n]
+            etas_x = None if etas is None else etas.reshape(etas.shape[0], n)
+            rewards = self._intermediate(params, x, etas_x, (members_x, new_logits[:n]))
+            rewards = (rewards / self.beta).reshape(rollout.absorbing.shape)
+            r_abs = self.absorbing_reward(params)
         kl_coef = self.tr_loss_eta(state.ppo.iteration) if cfg.variant == "tr_loss" else None
         ppo_state, metrics = self.ppo.update_with_rewards(ppo_state, rollout, rewards, r_abs,
                                                           kl_coef=kl_coef)
@@ -550,13 +570,16 @@ class TRIRL:
             buffer = fr.update(buffer, disc_params, eta, self.beta, cfg.eps)
             fit_opt_state, fm = state.fit_opt_state, {"fit_mse": jnp.float32(0.0)}
             size, reward_params = jnp.int32(0), buffer
+            r_agent = self.corrected_reward(buffer, disc_params, x)
         else:
-            x_fit, etas_fit = self._fit_rows(buffer, x, etas)
             buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params,
                                                         eta, x_fit, self.beta, cfg.eps, k_fit,
-                                                        etas_fit)
+                                                        etas_fit, members, new_logits)
             size, reward_params = buffer.count, buffer.fit_params
-        metrics.update(self.progress_metrics(ppo_state, rollout, buffer, disc_params, x, x_e,
+            after = None if members_x is None else \
+                rb.pushed_logits(state.buffer, members_x, new_logits[:n])
+            r_agent = rb.corrected_reward(buffer, x, self.beta, cfg.eps, logits=after)
+        metrics.update(self.progress_metrics(ppo_state, rollout, buffer, disc_params, r_agent, x_e,
                                              k_gap))
 
         metrics.update(ep_stats)

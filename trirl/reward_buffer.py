@@ -266,8 +266,21 @@ def _step(cfg: RewardBufferConfig, eps: float, eta) -> jax.Array:
     return eps / (1.0 + jnp.maximum(eta, 0.0))
 
 
+def pushed_logits(buffer: RewardBuffer, logits: jax.Array, new_logits: jax.Array) -> jax.Array:
+    """The members' logits (k, N) after ``push`` of a discriminator with logits
+    ``new_logits`` (N,), from the logits before it: the push writes slot ``head``.
+
+    The k stacked evaluations are the buffer's main cost (k forward passes per row),
+    so a learner that has them for the rollout reuses them after the push instead of
+    evaluating all k members again."""
+    if buffer.cfg.capacity == 0:
+        return logits
+    return logits.at[buffer.head].set(new_logits)
+
+
 def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
-                     etas: Optional[jax.Array] = None) -> jax.Array:
+                     etas: Optional[jax.Array] = None, logits: Optional[jax.Array] = None
+                     ) -> jax.Array:
     """Corrected reward of Alg. 2 lines 19-23 on inputs x (N, D) -> (N,).
 
     ``r = base; for member j oldest -> newest: r = (1 - s_j) r + s_j beta D_j(x)`` with
@@ -276,12 +289,15 @@ def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float
     Args:
       etas: optional override of ``buffer.etas`` in slot order, (k,) or per-sample
         (k, N) (retrospective eta).
+      logits: the members' logits on x, (k, N) in slot order, if the caller has them
+        (``member_logits``, ``pushed_logits``); evaluated here otherwise.
     """
     r = _base(buffer, x, beta)
     k = buffer.cfg.capacity
     if k == 0:
         return r
-    logits = member_logits(buffer, x)
+    if logits is None:
+        logits = member_logits(buffer, x)
     steps = _step(buffer.cfg, eps, buffer.etas if etas is None else etas)
     steps = jnp.broadcast_to(steps.reshape(steps.shape + (1,) * (logits.ndim - steps.ndim)),
                              logits.shape)  # (k,) per member or (k, N) per sample
@@ -297,30 +313,35 @@ def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float
 
 
 def intermediate_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
-                        new_logits: jax.Array, etas: Optional[jax.Array] = None
-                        ) -> jax.Array:
+                        new_logits: jax.Array, etas: Optional[jax.Array] = None,
+                        logits: Optional[jax.Array] = None) -> jax.Array:
     """Reward for the next policy update (Alg. 2 line 24, Alg. 1 line 5):
     ``(1 - eps) * corrected + eps * beta * new_logits``, with ``new_logits`` (N,) the
-    newest discriminator's logits on x (it is not in the buffer yet)."""
-    return (1.0 - eps) * corrected_reward(buffer, x, beta, eps, etas) + eps * beta * new_logits
+    newest discriminator's logits on x (it is not in the buffer yet); ``etas`` and
+    ``logits`` as in :func:`corrected_reward`."""
+    corrected = corrected_reward(buffer, x, beta, eps, etas, logits)
+    return (1.0 - eps) * corrected + eps * beta * new_logits
 
 
 def fit_targets(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
-                new_logits: jax.Array, new_eta, etas: Optional[jax.Array] = None
-                ) -> jax.Array:
+                new_logits: jax.Array, new_eta, etas: Optional[jax.Array] = None,
+                oldest_logits: Optional[jax.Array] = None) -> jax.Array:
     """Regression targets for the R_fit that replaces the current one at the next push.
 
     ``(1 - s_old) * base(x) + s_old * beta * D_old(x)`` where ``D_old`` is the member the
     next push evicts: the oldest slot (``head``) of a full buffer, or, for ``k = 0``, the
     pushed member itself (``new_logits``, ``new_eta``). Only meaningful when
     ``will_evict(buffer)``; see the module docstring for why this is the right target.
+    ``oldest_logits`` (N,): that member's logits on x, if the caller has them.
     """
     base = _base(buffer, x, beta)
     if buffer.cfg.capacity == 0:
         logit, eta = new_logits, new_eta
     else:
-        oldest = jax.tree.map(lambda p: p[buffer.head], buffer.disc_params)
-        logit = disc.logits(buffer.cfg.disc, oldest, x)
+        if oldest_logits is None:
+            oldest = jax.tree.map(lambda p: p[buffer.head], buffer.disc_params)
+            oldest_logits = disc.logits(buffer.cfg.disc, oldest, x)
+        logit = oldest_logits
         eta = (buffer.etas if etas is None else etas)[buffer.head]
     step = _step(buffer.cfg, eps, eta)
     return (1.0 - step) * base + step * beta * logit
@@ -356,10 +377,14 @@ def push(buffer: RewardBuffer, disc_params: Params, eta, fit_params: Optional[Pa
 
 def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_params: Params,
                  eta, x: jax.Array, beta: float, eps: float, key: jax.Array,
-                 etas: Optional[jax.Array] = None
+                 etas: Optional[jax.Array] = None, logits: Optional[jax.Array] = None,
+                 new_logits: Optional[jax.Array] = None
                  ) -> tuple[RewardBuffer, optax.OptState, dict[str, jax.Array]]:
     """``push`` with the eviction fit: when the push evicts a member (and ``use_fit``),
     first regress R_fit onto ``fit_targets`` on the rollout inputs x (N, D).
+
+    ``logits`` (k, N) / ``new_logits`` (N,): the members' and the pushed
+    discriminator's logits on x, if the caller has them (evaluated here otherwise).
 
     Returns:
       (buffer, fit_opt_state, metrics); ``fit_mse`` is NaN when no fit ran.
@@ -367,9 +392,11 @@ def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_param
     cfg = buffer.cfg
     if not cfg.use_fit:
         return push(buffer, disc_params, eta), fit_opt_state, {"fit_mse": jnp.float32(jnp.nan)}
-    new_logits = disc.logits(cfg.disc, disc_params, x)
+    if new_logits is None:
+        new_logits = disc.logits(cfg.disc, disc_params, x)
+    oldest = None if logits is None or cfg.capacity == 0 else logits[buffer.head]
     # R_fit regresses r / beta (see ``_base``); ``fit_mse`` is in those units.
-    targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas) / beta
+    targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas, oldest) / beta
 
     def fit(_):
         return fit_reward(cfg.fit, buffer.fit_params, fit_opt_state, x, targets, key)
