@@ -8,7 +8,10 @@ features as a *spec*: a list of terms, each one of
 * ``{"name": ..., "term": "obs", "index": i}``: observation value ``i``;
 * ``{"name": ..., "term": "next_obs", "index": i}``: next-observation value ``i``;
 * ``{"name": ..., "term": "action", "index": i}``: action value ``i``;
-* ``{"name": ..., "term": "action_sq_sum"}``: ``sum_i a_i^2`` (an action cost).
+* ``{"name": ..., "term": "action_sq_sum"}``: ``sum_i a_i^2`` (an action cost);
+* ``{"name": ..., "term": "obs_distance", "index": [i, ...], "to": [j, ...]}``: the
+  Euclidean distance ``||s[index] - s[to]||`` between two equally long groups of
+  observation values (e.g. position and goal); ``next_obs_distance`` the same on s'.
 
 The same spec is written into a ``.reward`` file's header, and :func:`evaluate` runs
 under NumPy, JAX (the learner) or, node by node, ONNX -- so a reward file carries no
@@ -19,20 +22,28 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-TERMS = ("obs", "next_obs", "action", "action_sq_sum")
+TERMS = ("obs", "next_obs", "action", "action_sq_sum", "obs_distance", "next_obs_distance")
 INDEXED = ("obs", "next_obs", "action")
+DISTANCES = {"obs_distance": "obs", "next_obs_distance": "next_obs"}
 
 
 def spec_of(terms: Sequence[tuple]) -> list[dict[str, Any]]:
-    """``(("particle_x", "obs", 0), ("ctrl", "action_sq_sum"))`` -> the JSON spec."""
+    """``(("particle_x", "obs", 0), ("ctrl", "action_sq_sum"),
+    ("goal_distance", "next_obs_distance", (0, 1), (2, 3)))`` -> the JSON spec."""
     out = []
     for term in terms:
         name, kind, *index = term
         entry = {"name": str(name), "term": str(kind)}
-        if index:
+        if kind in DISTANCES:
+            entry["index"], entry["to"] = [int(i) for i in index[0]], [int(i) for i in index[1]]
+        elif index:
             entry["index"] = int(index[0])
         out.append(entry)
     return out
+
+
+def _index_ok(value: Any, size: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size
 
 
 def spec_problem(spec: Any, observation_size: int, action_size: int) -> str | None:
@@ -46,11 +57,18 @@ def spec_problem(spec: Any, observation_size: int, action_size: int) -> str | No
         if kind not in TERMS:
             return f"entry {i} ({term['name']}) has term {kind!r}, not one of {', '.join(TERMS)}"
         if kind in INDEXED:
-            index = term.get("index")
             size = action_size if kind == "action" else observation_size
-            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+            if not _index_ok(term.get("index"), size):
                 return (f"entry {i} ({term['name']}) needs an integer 'index' in "
                         f"[0, {size}) for term {kind!r}")
+        if kind in DISTANCES:
+            index, to = term.get("index"), term.get("to")
+            if not (isinstance(index, list) and isinstance(to, list) and index
+                    and len(index) == len(to)
+                    and all(_index_ok(j, observation_size) for j in index + to)):
+                return (f"entry {i} ({term['name']}) needs 'index' and 'to': equally long, "
+                        f"non-empty lists of integers in [0, {observation_size}) for term "
+                        f"{kind!r}")
     return None
 
 
@@ -63,6 +81,10 @@ def evaluate(xp, spec: list[dict[str, Any]], obs, action, next_obs):
         kind = term["term"]
         if kind == "action_sq_sum":
             columns.append(xp.sum(action * action, axis=-1))
+        elif kind in DISTANCES:
+            source = obs if kind == "obs_distance" else next_obs
+            d = source[..., list(term["index"])] - source[..., list(term["to"])]
+            columns.append(xp.sqrt(xp.sum(d * d, axis=-1)))
         else:
             source = {"obs": obs, "next_obs": next_obs, "action": action}[kind]
             columns.append(source[..., term["index"]])

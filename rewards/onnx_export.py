@@ -114,6 +114,13 @@ def _features(g: _Graph, spec: list, action: str | None) -> str:
         if term["term"] == "action_sq_sum":
             columns.append(g.op("ReduceSum", g.op("Mul", action, action),
                                 g.const(np.array([1], np.int64)), keepdims=1))
+        elif term["term"] in ("obs_distance", "next_obs_distance"):
+            source = "obs" if term["term"] == "obs_distance" else "next_obs"
+            d = g.op("Sub", g.op("Gather", source, g.const(np.array(term["index"], np.int64)),
+                                 axis=1),
+                     g.op("Gather", source, g.const(np.array(term["to"], np.int64)), axis=1))
+            columns.append(g.op("Sqrt", g.op("ReduceSum", g.op("Mul", d, d),
+                                             g.const(np.array([1], np.int64)), keepdims=1)))
         else:
             source = {"obs": "obs", "next_obs": "next_obs", "action": action}[term["term"]]
             columns.append(g.op("Gather", source, g.const(np.array([term["index"]], np.int64)),

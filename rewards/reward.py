@@ -175,7 +175,8 @@ class Reward:
     @property
     def reads_next_obs(self) -> bool:
         if self.inputs == "features":
-            return any(t["term"] == "next_obs" for t in self.header["features"])
+            return any(t["term"] in ("next_obs", "next_obs_distance")
+                       for t in self.header["features"])
         return self.inputs in ("ss", "sas")
 
     @property

@@ -369,9 +369,12 @@ def test_make_spec_and_overrides():
     assert envs.make("point_maze_flipped").config.flipped
     assert {"point_maze", "point_maze_flipped"} <= set(envs.names())
 
+    # Base features: distance of the reached position to the goal, sum of squared actions.
     obs = np.array([[-0.1, 0.2, 0.15, 0.0], [0.05, -0.07, 0.15, 0.0]], np.float32)
-    act = np.zeros((2, 2), np.float32)
+    act = np.array([[0.5, -1.0], [0.0, 0.0]], np.float32)
     feats = np.asarray(env.features(obs, act, obs[::-1]))
-    assert feats.shape == (2, len(env.feature_names))
-    np.testing.assert_array_equal(feats, obs[:, :2])
-    np.testing.assert_array_equal(np.asarray(env.features(obs[0], act[0], obs[1])), obs[0, :2])
+    assert env.feature_names == ("goal_distance", "action_sq_sum")
+    want = [[np.hypot(0.05 - 0.15, -0.07), 1.25], [np.hypot(-0.1 - 0.15, 0.2), 0.0]]
+    np.testing.assert_allclose(feats, want, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(env.features(obs[0], act[0], obs[1])), want[0],
+                               rtol=1e-6)

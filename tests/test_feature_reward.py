@@ -80,6 +80,26 @@ def test_feature_spec_problems_are_named():
                                   [[0, -1, 3, 10], [4, -5, 3, 10]])
 
 
+def test_distance_features_by_hand():
+    """``obs_distance`` / ``next_obs_distance``: ||s[index] - s[to]|| (a 3-4-5 triangle),
+    the same under NumPy and JAX; malformed index groups are named."""
+    spec = features.spec_of((("d", "obs_distance", (0, 1), (2, 3)),
+                             ("d_next", "next_obs_distance", (1,), (0,))))
+    assert spec[0] == {"name": "d", "term": "obs_distance", "index": [0, 1], "to": [2, 3]}
+    assert features.spec_problem(spec, 4, 2) is None
+    obs = np.array([[1.0, 1.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0]])
+    nxt = np.array([[2.0, -1.0, 0.0, 0.0], [7.0, 7.0, 0.0, 0.0]])
+    want = [[5.0, 3.0], [0.0, 0.0]]
+    np.testing.assert_allclose(features.evaluate(np, spec, obs, np.zeros((2, 2)), nxt), want)
+    np.testing.assert_allclose(features.evaluate(jnp, spec, jnp.asarray(obs, jnp.float32),
+                                                 jnp.zeros((2, 2)), jnp.asarray(nxt, jnp.float32)),
+                               want, rtol=1e-6)
+    for bad in ({"index": [0, 1], "to": [2]}, {"index": [0], "to": [4]}, {"index": 0, "to": 1},
+                {"index": [], "to": []}):
+        problem = features.spec_problem([{"name": "d", "term": "obs_distance", **bad}], 4, 2)
+        assert problem is not None and "'to'" in problem
+
+
 # ----------------------------------------------------------------------------- a run
 
 
@@ -102,7 +122,8 @@ def run(tmp_path_factory):
 def _inputs(n=64, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.uniform(-0.4, 0.4, (n, 4)).astype(np.float32),
-            rng.uniform(-1.5, 1.5, (n, 2)).astype(np.float32))
+            rng.uniform(-1.5, 1.5, (n, 2)).astype(np.float32),
+            rng.uniform(-0.4, 0.4, (n, 4)).astype(np.float32))
 
 
 def test_run_learns_in_the_linear_weights(run):
@@ -116,23 +137,27 @@ def test_run_learns_in_the_linear_weights(run):
 def test_features_file_reproduces_the_learner_reward(run):
     reward, rr = rewards.load(run["file"]), run["rr"]
     assert reward.form == "features" and reward.inputs == "features"
-    assert [t["name"] for t in reward.header["features"]] == ["particle_x", "particle_y"]
-    obs, act = _inputs()
-    x = rr.session.learner.disc_x(rr.disc_stats, obs, act, obs, np.zeros(len(obs), bool))
-    got = reward(obs)  # Point Maze's features are positions: no action needed
+    assert [t["name"] for t in reward.header["features"]] == ["goal_distance", "action_sq_sum"]
+    assert reward.reads_action and reward.reads_next_obs
+    obs, act, nxt = _inputs()
+    no_abs = np.zeros(len(obs), bool)
+    x = rr.session.learner.disc_x(rr.disc_stats, obs, act, nxt, no_abs)
+    got = reward(obs, act, nxt)
     np.testing.assert_allclose(got, np.asarray(rr.corrected(x)), **TOL)
-    # The reward reads the position only: the goal columns and the action do not matter.
-    moved = obs.copy()
-    moved[:, 2:] += 0.3
-    np.testing.assert_allclose(reward(moved, act), got, **TOL)
-    np.testing.assert_allclose(np.asarray(rr.corrected(rr.session.learner.disc_x(
-        rr.disc_stats, moved, -act, obs, np.zeros(len(obs), bool)))), got, **TOL)
+    # It reads ||next position - goal|| and sum a^2 only: the previous state, the sign
+    # of the action and a shift of position and goal together do not matter.
+    shifted = nxt + np.float32(0.05)
+    for args in ((obs[::-1], act, nxt), (obs, -act, nxt), (obs, act, shifted)):
+        np.testing.assert_allclose(reward(*args), got, **TOL)
+        x = rr.session.learner.disc_x(rr.disc_stats, *args, no_abs)
+        np.testing.assert_allclose(np.asarray(rr.corrected(x)), got, **TOL)
+    assert np.ptp(got) > 1e-3  # and it does depend on what it reads
     # r(s_a): the header, the reader and the learner agree.
     x_abs = rr.session.learner._absorbing_x()[None]
     assert reward.absorbing_reward == pytest.approx(float(rr.corrected(x_abs)[0]), abs=1e-5)
     assert reward.absorbing_reward == pytest.approx(reward.header["absorbing_reward"], abs=1e-6)
     # JAX agrees with NumPy.
-    np.testing.assert_allclose(np.asarray(jax.jit(reward.as_jax())(obs)), got, **TOL)
+    np.testing.assert_allclose(np.asarray(jax.jit(reward.as_jax())(obs, act, nxt)), got, **TOL)
     assert (run["file"]).stat().st_size < 20_000  # tiny: an encoder and a weight vector
 
 
@@ -144,10 +169,11 @@ def test_features_onnx_matches_numpy(run, tmp_path):
     result = _cli("export", run["file"], "-o", tmp_path / "f.onnx", "--format", "onnx")
     assert result.exit_code == 0, result.output
     model = onnx.load(str(tmp_path / "f.onnx"))
-    assert [i.name for i in model.graph.input] == ["obs"]
-    obs, _ = _inputs(seed=2)
-    out = ReferenceEvaluator(model).run(None, {"obs": obs})[0]
-    np.testing.assert_allclose(out, reward(obs), **TOL)
+    assert [i.name for i in model.graph.input] == ["obs", "action", "next_obs"]
+    obs, act, nxt = _inputs(seed=2)
+    act[0] = [3.0, -2.0]  # out of range: the file clips it like the env
+    out = ReferenceEvaluator(model).run(None, {"obs": obs, "action": act, "next_obs": nxt})[0]
+    np.testing.assert_allclose(out, reward(obs, act, nxt), **TOL)
 
 
 def test_wrong_form_and_bad_spec_are_one_line_errors(run, tmp_path):
@@ -156,7 +182,7 @@ def test_wrong_form_and_bad_spec_are_one_line_errors(run, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "c.reward").exists()
     header, tensors = _file.read(run["file"])
-    header["features"][1]["index"] = 9
+    header["features"][0]["to"] = [2, 9]
     bad = tmp_path / "bad.reward"
     header["tensors_sha256"] = _file.tensors_sha256(tensors)
     save_file(tensors, str(bad), metadata={_file.METADATA_KEY: json.dumps(header)})
@@ -172,5 +198,5 @@ def test_fitted_form_of_a_features_run(run, tmp_path):
     assert result.exit_code == 0, result.output
     reward = rewards.load(tmp_path / "fit.reward")
     assert reward.form == "fitted" and reward.inputs == "features"
-    obs, _ = _inputs()
-    assert np.all(np.isfinite(reward(obs)))
+    obs, act, nxt = _inputs()
+    assert np.all(np.isfinite(reward(obs, act, nxt)))
