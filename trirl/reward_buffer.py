@@ -239,9 +239,28 @@ def will_evict(buffer: RewardBuffer) -> jax.Array:
     return buffer.count >= buffer.cfg.capacity
 
 
+CPU_MEMBER_CHUNK = 2  # members evaluated together on a CPU (``member_logits``)
+
+
+def _member_chunk() -> Optional[int]:
+    """How many members ``member_logits`` vmaps at once: all of them on an accelerator;
+    on a CPU, ``CPU_MEMBER_CHUNK`` at a time in a ``lax.map``. On a CPU the vmapped
+    hidden activations of all k members ((k, N, 256) floats: 0.26 GB for k = 100 on a
+    2,560-row rollout) stream through memory instead of staying in cache, and that costs
+    more than the arithmetic: 1.3-1.5x slower than pairs (``benchmarks/member_eval.py``)."""
+    return CPU_MEMBER_CHUNK if jax.default_backend() == "cpu" else None
+
+
 def member_logits(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
-    """Logits of every slot on inputs x (N, D) -> (k, N), slot order, one vmap."""
-    return jax.vmap(lambda p: disc.logits(buffer.cfg.disc, p, x))(buffer.disc_params)
+    """Logits of every slot on inputs x (N, D) -> (k, N), slot order: one vmap over the
+    stacked parameters (in chunks of ``_member_chunk()`` members on a CPU)."""
+    def logits(params):
+        return disc.logits(buffer.cfg.disc, params, x)
+
+    chunk = _member_chunk()
+    if chunk is None or buffer.cfg.capacity <= chunk:
+        return jax.vmap(logits)(buffer.disc_params)
+    return jax.lax.map(logits, buffer.disc_params, batch_size=chunk)
 
 
 def _base(buffer: RewardBuffer, x: jax.Array, beta: float) -> jax.Array:
