@@ -433,3 +433,13 @@ def test_g1_round_trip_and_synthetic_gait_convert(gait, tmp_path):
     assert np.isfinite(demos.obs).all()
     loaded = demos_lib.load(tmp_path / "g1_walk.npz", env=env)
     assert json.dumps(loaded.metadata["mocap"]["joint_map"]).count("root") == 1
+
+
+def test_convert_checks_the_output_directory_before_any_work(tmp_path, monkeypatch):
+    """A typo in ``-o`` fails at once (one line naming the file), before the motion is
+    read, replayed or the random rollouts for the score references run."""
+    monkeypatch.setattr(mocap, "read", lambda *a, **k: pytest.fail("read before the check"))
+    out = tmp_path / "missing" / "demos.npz"
+    with pytest.raises(TrirlError, match=r"demos\.npz.*does not exist.*create it first"):
+        mocap.convert(tmp_path / "motion.npz", None, output=out)
+    assert not out.parent.exists()

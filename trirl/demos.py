@@ -434,15 +434,28 @@ def save(path, demos: Demos) -> None:
     write_npz_atomic(path, arrays, lambda field, problem, fix: _fail(path, field, problem, fix))
 
 
+def check_output_directory(path) -> None:
+    """One-line error unless ``path``'s directory exists: commands that compute for a
+    while before they write (``trirl demos convert``) call it first, so a typo in ``-o``
+    costs nothing."""
+    path = os.fspath(path)
+    _check_directory(path, lambda field, problem, fix: _fail(path, field, problem, fix))
+
+
+def _check_directory(path: str, fail: Callable[[str, str, str], Any]) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        fail("file", f"directory {directory} does not exist", "create it first")
+    return directory
+
+
 def write_npz_atomic(path, arrays: dict, fail: Callable[[str, str, str], Any]) -> None:
     """Write ``arrays`` to the ``.npz`` file ``path`` (compressed) through a temporary file
     in its directory, flushed, renamed over ``path`` and the rename persisted: readers see
     the old file or the new one, and a failed write leaves no file behind. Problems go to
     ``fail(field, problem, fix)``, which must raise (a one-line error naming the file)."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        fail("file", f"directory {directory} does not exist", "create it first")
+    directory = _check_directory(path, fail)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
         # O_EXCL: never clobber anything; mode 0o666 lets the umask decide permissions

@@ -477,6 +477,8 @@ def convert(path, env, fmt: str = "loco-mujoco", output=None,
     """Read ``path`` (``fmt``: one of :data:`FORMATS`), convert it for ``env`` and, if
     ``output`` is given, write the demo file there (``trirl.demos.save``: validated,
     atomic)."""
+    if output is not None:
+        demos_lib.check_output_directory(output)  # before the replay and random rollouts
     result, notes = convert_motion(read(path, fmt, env), env, rename)
     result = dataclasses.replace(result, metadata={**result.metadata,
                                                    **score_references(env, seed=0)})
