@@ -7,7 +7,8 @@ The TRIRL reward after ``m`` iterations is the recursion (Alg. 1 line 8)
 where ``eta_j`` is the trust-region multiplier of the policy update that was made on
 the intermediate reward containing ``D^(j)``. The buffer keeps the ``k`` newest
 discriminators as ONE parameter pytree with a leading axis ``k`` (evaluated with one
-``jax.vmap``) plus a parametric reward ``R_fit`` standing in for everything older:
+``jax.vmap``; on a CPU in pairs, see ``member_logits``) plus a parametric reward
+``R_fit`` standing in for everything older:
 
     corrected reward = recursion started at R_fit, applied over the members
                        oldest -> newest                        (Alg. 2 lines 19-23)
@@ -247,7 +248,7 @@ def _member_chunk() -> Optional[int]:
     on a CPU, ``CPU_MEMBER_CHUNK`` at a time in a ``lax.map``. On a CPU the vmapped
     hidden activations of all k members ((k, N, 256) floats: 0.26 GB for k = 100 on a
     2,560-row rollout) stream through memory instead of staying in cache, and that costs
-    more than the arithmetic: 1.3-1.5x slower than pairs (``benchmarks/member_eval.py``)."""
+    more than the arithmetic: about 1.3x slower than pairs (``benchmarks/member_eval.py``)."""
     return CPU_MEMBER_CHUNK if jax.default_backend() == "cpu" else None
 
 
