@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 from trirl.errors import TrirlError
+from trirl.rewards._file import file_sha256
 
 CACHE_ENV = "TRIRL_ASSETS_DIR"
 MANIFEST = "manifest.json"
@@ -168,17 +169,9 @@ def _file_problem(path: Path, meta: dict, hash_it: bool) -> str | None:
         return "is missing"
     if size != meta["size"]:
         return f"has {size} bytes, the manifest says {meta['size']}"
-    if hash_it and _sha256(path) != meta["sha256"]:
+    if hash_it and file_sha256(path) != meta["sha256"]:
         return "has changed (sha256 differs from the manifest)"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- fetching ------------------------------------------------------------------------
@@ -280,7 +273,7 @@ def _download(src: AssetSource, into: Path) -> Path:
 
 
 def _check_wheel(src: AssetSource, wheel: Path) -> None:
-    got = _sha256(wheel)
+    got = file_sha256(wheel)
     if got != src.sha256:
         raise TrirlError(f"wheel {wheel} has sha256 {got}, expected {src.sha256} for "
                          f"{src.spec}; fix: use the unmodified wheel from PyPI "

@@ -33,6 +33,16 @@ class RewardFileError(TrirlError):
     """A ``.reward`` file that cannot be used; the message names the file and the fix."""
 
 
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks (wheels and demo files can be
+    large); used for provenance (demo and reward files) and the robot-model cache."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def tensors_sha256(tensors: dict[str, np.ndarray]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()

@@ -383,3 +383,16 @@ def test_report_tabulates_training_retraining_transfer(run, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert f"{np.mean(re_scores):.2f} ± {np.std(re_scores):.2f} (2 seeds)" in md
     assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
+
+
+def test_file_sha256_streams_the_whole_file(tmp_path):
+    """``file_sha256`` (provenance hashes, robot-model cache) reads in 1 MiB chunks: it
+    must equal hashlib over the whole bytes, for a file spanning several chunks and for
+    an empty one."""
+    import hashlib
+
+    for name, data in (("blob.bin", np.random.default_rng(0).bytes((5 << 19) + 7)),
+                       ("empty.bin", b"")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert _file.file_sha256(path) == hashlib.sha256(data).hexdigest()

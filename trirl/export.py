@@ -24,7 +24,6 @@ The reward is exported in the policy's units, ``r / beta`` for TRIRL (see
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -60,10 +59,6 @@ class FitSettings:
     minibatch_size: int = 1024
     rollouts: int = 8
     holdout: float = 0.2
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _layers(params: Any, prefix: str, stacked_order: Optional[np.ndarray] = None) -> dict:
@@ -147,7 +142,7 @@ def _base_header(rr: RunReward, form: str) -> dict:
             "reward_model": cfg.reward_model, "iterations": rr.iterations,
             "env_steps": rr.iterations * cfg.ppo.batch_size, "seed": run.config["seed"],
             "seed_index": rr.seed_index, "run": run.run_dir.name,
-            "demos_sha256": _sha256(demos_path),
+            "demos_sha256": _file.file_sha256(demos_path),
             "demos_source": run.config.get("demos_source"),
             "expert_return_mean": None if meta is None else meta[0],
             "random_return_mean": None if meta is None else meta[1],

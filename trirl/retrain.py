@@ -15,7 +15,6 @@ learner's.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -27,6 +26,7 @@ from trirl import envs, rewards, sharding
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, LearnedReward, PPOConfig
 from trirl.report import EVALUATION_FILE
+from trirl.rewards._file import file_sha256
 
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
@@ -115,7 +115,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
               "backend": env.backend_name, "ppo": dataclasses.asdict(cfg),
               "reward": REWARD_FILE,
               "reward_source": str(reward_path),
-              "reward_sha256": hashlib.sha256(Path(reward_path).read_bytes()).hexdigest(),
+              "reward_sha256": file_sha256(reward_path),
               "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
               "devices": devices,
               "seed": seed, "total_steps": num_iterations * cfg.batch_size,
