@@ -30,9 +30,6 @@ Reported: seconds per million env steps (median over rounds) and the ratio to
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 
@@ -42,6 +39,8 @@ import jax.numpy as jnp
 from trirl import envs, learn
 from trirl import demos as demos_lib
 from trirl.evaluation import bundled_demos
+
+from _report import write_json
 
 CONFIGS = {
     # The real baselines (trirl/baselines.py): plain clipped PPO without the TRPL
@@ -133,14 +132,9 @@ def main() -> None:
         ratio = row["ratio_median"]
         print(f"{name:>9}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
               + (f", {ratio:.3f}x {args.reference}" if ratio is not None else ""))
-    meta = {"env": args.env, "iterations": args.iterations, "rounds": args.rounds,
-            "fill": args.fill, "settings": args.settings, "batch": runs[names[0]]["batch"],
-            "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
-            "machine": platform.machine(), "cpus": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    write_json(args.json, {"env": args.env, "iterations": args.iterations,
+                           "rounds": args.rounds, "fill": args.fill, "settings": args.settings,
+                           "batch": runs[names[0]]["batch"]}, rows)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ rounds alternating through the variants, and checks that they agree.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 
@@ -23,6 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from trirl import discriminator as disc
+
+from _report import write_json
 
 
 def main() -> None:
@@ -65,13 +64,8 @@ def main() -> None:
                      "max_abs_diff_vs_vmap": max_diff[name]})
         print(f"{name:>6}: {rows[-1]['ms_median']:7.0f} ms, {rows[-1]['speedup_vs_vmap_median']:.2f}x "
               f"vmap, max |diff| {max_diff[name]:.1e}")
-    meta = {"k": args.k, "rows": args.rows, "input_dim": args.input_dim, "rounds": args.rounds,
-            "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
-            "machine": platform.machine(), "cpus": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    write_json(args.json, {"k": args.k, "rows": args.rows, "input_dim": args.input_dim,
+                           "rounds": args.rounds}, rows)
 
 
 if __name__ == "__main__":
