@@ -208,8 +208,9 @@ class Env:
     config_class: type = EnvConfig
     obs_names: tuple[str, ...] = ()
     # Base features for the feature-based reward (paper App. B) as data, see
-    # trirl.rewards.features: ((name, "obs" | "next_obs" | "action", index) or
-    # (name, "action_sq_sum")), so a .reward file can carry them without code.
+    # trirl.rewards.features: ((name, "obs" | "next_obs" | "action", index),
+    # (name, "action_sq_sum") or (name, "obs_distance" | "next_obs_distance", (i, ...),
+    # (j, ...))), so a .reward file can carry them without code.
     feature_terms: tuple[tuple, ...] = ()
     # Whether _observe/_reward read PhysicsArrays.cfrc_ext (costs a pass per step).
     uses_contact_forces: bool = False

@@ -22,9 +22,18 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-TERMS = ("obs", "next_obs", "action", "action_sq_sum", "obs_distance", "next_obs_distance")
+# The input each term reads ("obs", "next_obs" or "action"): the evaluators pick their
+# array by it, and a reward reads an action / s' exactly when one of its terms does.
+SOURCES = {"obs": "obs", "next_obs": "next_obs", "action": "action", "action_sq_sum": "action",
+           "obs_distance": "obs", "next_obs_distance": "next_obs"}
+TERMS = tuple(SOURCES)
 INDEXED = ("obs", "next_obs", "action")
-DISTANCES = {"obs_distance": "obs", "next_obs_distance": "next_obs"}
+DISTANCES = ("obs_distance", "next_obs_distance")
+
+
+def reads(spec: Sequence[dict[str, Any]], source: str) -> bool:
+    """Whether the features of ``spec`` read ``source`` ("obs", "next_obs", "action")."""
+    return any(SOURCES[term["term"]] == source for term in spec)
 
 
 def spec_of(terms: Sequence[tuple]) -> list[dict[str, Any]]:
@@ -76,16 +85,16 @@ def evaluate(xp, spec: list[dict[str, Any]], obs, action, next_obs):
     """Features ``(..., len(spec))`` of transitions, in the array module ``xp``.
 
     ``action`` must already be the executed (clipped) action."""
+    arrays = {"obs": obs, "next_obs": next_obs, "action": action}
     columns = []
     for term in spec:
         kind = term["term"]
+        source = arrays[SOURCES[kind]]
         if kind == "action_sq_sum":
-            columns.append(xp.sum(action * action, axis=-1))
+            columns.append(xp.sum(source * source, axis=-1))
         elif kind in DISTANCES:
-            source = obs if kind == "obs_distance" else next_obs
             d = source[..., list(term["index"])] - source[..., list(term["to"])]
             columns.append(xp.sqrt(xp.sum(d * d, axis=-1)))
         else:
-            source = {"obs": obs, "next_obs": next_obs, "action": action}[kind]
             columns.append(source[..., term["index"]])
     return xp.stack(columns, axis=-1)

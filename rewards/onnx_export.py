@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trirl.rewards import _file
+from trirl.rewards import _file, features
 from trirl.rewards.reward import Reward
 
 OPSET = 17
@@ -109,20 +109,21 @@ def _state_slot(g: _Graph, reward: Reward, s: str, flag: str | None) -> list[str
 
 def _features(g: _Graph, spec: list, action: str | None) -> str:
     """The base features [N, F] of ``trirl.rewards.features.evaluate``, column by column."""
+    inputs = {"obs": "obs", "next_obs": "next_obs", "action": action}
     columns = []
     for term in spec:
-        if term["term"] == "action_sq_sum":
-            columns.append(g.op("ReduceSum", g.op("Mul", action, action),
+        kind = term["term"]
+        source = inputs[features.SOURCES[kind]]
+        if kind == "action_sq_sum":
+            columns.append(g.op("ReduceSum", g.op("Mul", source, source),
                                 g.const(np.array([1], np.int64)), keepdims=1))
-        elif term["term"] in ("obs_distance", "next_obs_distance"):
-            source = "obs" if term["term"] == "obs_distance" else "next_obs"
+        elif kind in features.DISTANCES:
             d = g.op("Sub", g.op("Gather", source, g.const(np.array(term["index"], np.int64)),
                                  axis=1),
                      g.op("Gather", source, g.const(np.array(term["to"], np.int64)), axis=1))
             columns.append(g.op("Sqrt", g.op("ReduceSum", g.op("Mul", d, d),
                                              g.const(np.array([1], np.int64)), keepdims=1)))
         else:
-            source = {"obs": "obs", "next_obs": "next_obs", "action": action}[term["term"]]
             columns.append(g.op("Gather", source, g.const(np.array([term["index"]], np.int64)),
                                 axis=1))
     return g.op("Concat", *columns, axis=1, hint="features")

@@ -169,14 +169,13 @@ class Reward:
     @property
     def reads_action(self) -> bool:
         if self.inputs == "features":
-            return any(t["term"] in ("action", "action_sq_sum") for t in self.header["features"])
+            return features.reads(self.header["features"], "action")
         return self.inputs in ("sa", "sas")
 
     @property
     def reads_next_obs(self) -> bool:
         if self.inputs == "features":
-            return any(t["term"] in ("next_obs", "next_obs_distance")
-                       for t in self.header["features"])
+            return features.reads(self.header["features"], "next_obs")
         return self.inputs in ("ss", "sas")
 
     @property

@@ -75,6 +75,7 @@ from trirl import feature_reward as fr
 from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
 from trirl.ppo import PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustRegionConfig, all_finite
+from trirl.rewards import features as features_lib
 
 Params = Any
 
@@ -774,7 +775,7 @@ def load_demos(path, env: envs.Env, config: TRIRLConfig) -> demos_lib.Demos:
     """Demos checked against ``env``; actions required when the discriminator reads them:
     inputs "sa"/"sas", or base features with action terms for the features model."""
     if config.features:
-        needs = any(term[1] in ("action", "action_sq_sum") for term in env.feature_terms)
+        needs = features_lib.reads(env.feature_spec, "action")
     else:
         needs = config.inputs != "ss"
     return demos_lib.load(path, env=env, require_actions=needs)
