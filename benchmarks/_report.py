@@ -13,12 +13,15 @@ import jax
 from trirl.runner import write_json_atomic
 
 
-def write_json(path: Optional[str], settings: dict[str, Any], rows: list[dict]) -> None:
-    """Write ``{"meta": settings + machine, "rows": rows}`` to ``path`` atomically
-    (nothing if None)."""
+def write_json(path: Optional[str], settings: dict[str, Any], rows: Optional[list] = None,
+               **sections: Any) -> None:
+    """Write ``{"meta": settings + machine, "rows": rows, **sections}`` to ``path``
+    atomically (nothing if None); ``sections`` are further named lists of results."""
     if not path:
         return
     meta = {**settings, "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
             "machine": platform.machine(), "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
-    write_json_atomic(Path(path), {"meta": meta, "rows": rows})
+    body = {"meta": meta, **({} if rows is None else {"rows": rows}), **sections}
+    write_json_atomic(Path(path), body)
+    print(f"wrote {path}")

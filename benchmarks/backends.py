@@ -32,7 +32,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +41,9 @@ from trirl import envs, learn
 from trirl.evaluation import bundled_demos
 from trirl.expert import EXPERT_PRESETS
 from trirl.ppo import PPO, PPOConfig
-from trirl.runner import write_json_atomic
 
-from env_throughput import cpu_model  # sibling script (benchmarks/ is sys.path[0])
+from _report import write_json  # sibling modules (benchmarks/ is sys.path[0])
+from env_throughput import cpu_model
 
 BACKENDS = ("mjx", "c")
 DEFAULT_ENVS = "point_maze,halfcheetah,hopper,walker2d,ant,humanoid"
@@ -242,9 +241,7 @@ def main() -> None:
                       f"C/MJX {row['ratio_median']:.2f}x", flush=True)
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     print_tables(env_rows, e2e_rows, meta)
-    if args.json:
-        write_json_atomic(Path(args.json), {"meta": meta, "env": env_rows, "end_to_end": e2e_rows})
-        print(f"wrote {args.json}")
+    write_json(args.json, meta, env=env_rows, end_to_end=e2e_rows)
 
 
 def print_tables(env_rows, e2e_rows, meta) -> None:

@@ -35,7 +35,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -46,6 +45,8 @@ import jax
 
 from trirl import envs
 from trirl.envs._mjx import mjx
+
+from _report import write_json  # sibling module (benchmarks/ is sys.path[0])
 
 
 def cpu_model() -> str:
@@ -205,10 +206,7 @@ def main() -> None:
                      if "untuned" in row else ""), flush=True)
 
     print_table(rows, meta)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=2)
-        print(f"wrote {args.json}")
+    write_json(args.json, meta, rows)
 
 
 def print_table(rows, meta) -> None:

@@ -35,6 +35,8 @@ import jax
 from trirl import envs
 from trirl.ppo import PPO, PPOConfig
 
+from _report import write_json  # sibling module (benchmarks/ is sys.path[0])
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -100,9 +102,7 @@ def main() -> None:
                "rounds": rounds, "jax": jax.__version__, "backend": jax.default_backend(),
                "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()}
     print(f"median trirl/brax throughput ratio: {summary['median_ratio']:.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=2)
+    write_json(args.json, {k: v for k, v in summary.items() if k != "rounds"}, summary["rounds"])
 
 
 if __name__ == "__main__":

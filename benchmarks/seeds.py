@@ -23,10 +23,10 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _report import write_json  # noqa: E402
 from backends import cpu_model, expert_program, learn_program  # noqa: E402  (not a package)
 
 from trirl import envs  # noqa: E402
-from trirl.runner import write_json_atomic  # noqa: E402
 
 
 def program(command: str, name: str, seeds: int, backend: str):
@@ -97,9 +97,7 @@ def main() -> None:
         cells = " | ".join(f"{r['median'][n]:,.0f} ({r['speedup_vs_first'][n]:.2f}x)"
                            for n in seed_counts)
         print(f"| {r['command']} | {r['env']} | {cells} |")
-    if args.json:
-        write_json_atomic(Path(args.json), {"meta": meta, "rows": rows})
-        print(f"wrote {args.json}")
+    write_json(args.json, meta, rows)
 
 
 if __name__ == "__main__":
