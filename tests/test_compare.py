@@ -217,7 +217,7 @@ def test_rerun_skips_finished_cells(grid):
     (("--transfer", "point_maze"), "--transfer 'point_maze' is not ENV=VALUE"),
     (("--transfer", "point_maze=hopper"), "observes or acts differently"),
     (("--transfer", "hopper=point_maze_flipped"), "'hopper' is not in --envs"),
-    (("--envs", "hopper"), "--demos hopper=FILE"),  # no bundled Hopper demos
+    (("--envs", "humanoid"), "--demos humanoid=FILE"),  # no bundled Humanoid demos
     (("--demos", "point_maze"), "--demos 'point_maze' is not ENV=VALUE"),
     (("--set", "ppo.nope=1"), "--set"),
     (("--set", "algo=gail"), "--algos"),
