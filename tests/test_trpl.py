@@ -58,7 +58,11 @@ def _slsqp(obj, x0, cons):
     # status 8 ("positive directional derivative in line search") is SLSQP running out of
     # float64 precision at the optimum; the comparisons in the tests judge the point.
     assert res.status in (0, 8), res.message
-    assert cons["fun"](res.x) > -1e-8  # feasible (the constraint is scaled by the bound)
+    # Feasible up to SLSQP's own precision: the constraint is scaled by the bound (O(1)),
+    # and SLSQP stopping with status 8 lands up to ~1.4e-8 outside it on one of this
+    # file's problems (with NumPy 2.4 and SciPy 1.15 or 1.17 alike; the last bits of the
+    # arithmetic decide), far below the 1e-5 the tests compare the points with.
+    assert cons["fun"](res.x) > -1e-7
     return res.x
 
 
