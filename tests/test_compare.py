@@ -12,6 +12,7 @@ reproducing the original iteration exactly.
 import json
 import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from scipy import stats as scipy_stats
 
 from trirl import compare, compare_report, envs, stats
 from trirl import demos as demos_lib
-from trirl.errors import TrirlError
+from trirl.errors import Interrupted, TrirlError
 
 from test_learn import TINY, TINY_ENV, _cli, _synthetic_demos
 
@@ -327,6 +328,36 @@ def test_isolated_cells_record_their_own_process(tmp_path):
     cell = compare.cell_dir(tmp_path / "g", "point_maze", "gail")
     (record,) = json.loads((cell / compare.CELL_FILE).read_text())["invocations"]
     assert record["rss_scope"] == "cell process" and record["pid"] != os.getpid()
+
+
+class _ChildKilledByTerm:
+    """Stands in for a cell's child process that is still starting up (no SIGTERM handler
+    yet) when the grid is sent SIGTERM: the grid's handler forwards the signal, the child
+    dies of it (status -15)."""
+
+    def __init__(self, *args, **kwargs):
+        self.signals = []
+
+    def wait(self):
+        os.kill(os.getpid(), signal.SIGTERM)   # the grid process gets `kill PID`
+        return -signal.SIGTERM if self.signals else 0
+
+    def send_signal(self, sig):
+        self.signals.append(sig)
+
+
+def test_sigterm_stops_the_grid_even_if_the_child_dies_of_it(monkeypatch, tmp_path):
+    # Before: a child killed by the forwarded SIGTERM counted as a failed cell and the
+    # grid went on to the next one, so `kill` could not stop a grid.
+    children = []
+    monkeypatch.setattr(compare.subprocess, "Popen",
+                        lambda *a, **k: children.append(_ChildKilledByTerm()) or children[-1])
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="point_maze/gail was interrupted"):
+        compare._spawn_cell(compare.CompareConfig(envs=("point_maze",)), tmp_path,
+                            "point_maze", "gail")
+    assert children[0].signals == [signal.SIGTERM]          # forwarded to the child
+    assert signal.getsignal(signal.SIGTERM) is before        # handler restored
 
 
 def test_config_round_trips_through_json():

@@ -452,10 +452,17 @@ def _spawn_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> N
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config.to_json()),
                              str(out), env_name, algo])
     # SIGTERM (kill, timeout, batch schedulers) reaches only this process: pass it on,
-    # so the child checkpoints as on Ctrl-C (trirl.runner) instead of being orphaned.
+    # so the child checkpoints as on Ctrl-C (trirl.runner) instead of being orphaned, and
+    # remember it: the grid must stop, however the child ended (one still starting up has
+    # no handler yet and dies of the signal, which is not a failed cell to skip past).
+    terminated = []
+
+    def forward_term(*_):
+        terminated.append(True)
+        proc.send_signal(signal.SIGTERM)
+
     forward = (threading.current_thread() is threading.main_thread())
-    previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM)) \
-        if forward else None
+    previous = signal.signal(signal.SIGTERM, forward_term) if forward else None
     try:
         rc = proc.wait()
     except KeyboardInterrupt:
@@ -466,9 +473,9 @@ def _spawn_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> N
     finally:
         if forward:
             signal.signal(signal.SIGTERM, previous)
-    if rc == 130:
-        raise Interrupted(f"cell {env_name}/{algo} was interrupted; its checkpoint is saved, "
-                          "rerun the same command to resume")
+    if rc == 130 or terminated or rc == -signal.SIGTERM:
+        raise Interrupted(f"cell {env_name}/{algo} was interrupted; its last checkpoint is "
+                          "kept, rerun the same command to resume")
     if rc != 0:
         raise TrirlError(f"its process exited with status {rc}; its error is above")
 
