@@ -219,6 +219,13 @@ def test_plot_writes_a_png(run_dir, tmp_path):
     assert_one_line_error(invoke(["plot", run_dir, "--metric", "nope"]), "'nope'", "loss")
 
 
+def test_step_ticks_are_short():
+    from trirl.plots import step_label
+
+    assert [step_label(x) for x in (0, 500, 25_000, 250_000, 1_000_000, 2_500_000, -50_000)] \
+        == ["0", "500", "25k", "250k", "1M", "2.5M", "-50k"]
+
+
 def test_interrupt_exits_130_without_error_prefix(capsys):
     from trirl.cli.main import _friendly
     from trirl.errors import Interrupted

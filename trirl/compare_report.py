@@ -240,6 +240,8 @@ def plot_curves(summary: dict, out: Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from trirl.plots import steps_axis
+
     config = CompareConfig.from_json(summary["grid"])
     envs = list(config.envs)
     fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.4), squeeze=False)
@@ -253,7 +255,7 @@ def plot_curves(summary: dict, out: Path, path: Path) -> None:
                             color=line.get_color())
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set_title(env)
-        ax.set_xlabel("environment steps per seed")
+        steps_axis(ax, "environment steps per seed")
         ax.set_ylabel("normalized score (IQM, 95% CI)")
         ax.grid(alpha=0.3)
         if ax.has_data():

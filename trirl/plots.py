@@ -11,6 +11,23 @@ from trirl.errors import TrirlError
 from trirl.runner import read_metrics
 
 
+def step_label(steps: float, _pos=None) -> str:
+    """An env-step count for an axis tick: 0, 500, 25k, 250k, 1M, 2.5M (plain numbers
+    run into each other at a figure's width)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(steps) >= scale:
+            return f"{steps / scale:.4g}{suffix}"
+    return f"{steps:.4g}"
+
+
+def steps_axis(ax, label: str) -> None:
+    """Label ``ax``'s x axis with ``label`` and :func:`step_label` ticks."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_formatter(FuncFormatter(step_label))
+
+
 def learning_curves(run_dirs: list[Path], output: Optional[Path] = None,
                     metric: str = "episode_return") -> Path:
     """Plot ``metric`` against env steps for each run (mean over seeds, and the per-seed
@@ -36,7 +53,7 @@ def learning_curves(run_dirs: list[Path], output: Optional[Path] = None,
         if rows and rows[0][2] is not None:
             per = np.array([[np.nan if v is None else v for v in r[2]] for r in rows], float)
             ax.fill_between(steps, np.nanmin(per, 1), np.nanmax(per, 1), alpha=0.2)
-    ax.set_xlabel("environment steps")
+    steps_axis(ax, "environment steps")
     ax.set_ylabel(metric.replace("_", " "))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
