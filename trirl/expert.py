@@ -35,7 +35,7 @@ from trirl.runner import console, load_state, print_summary, train_loop, write_j
 # per sample (10 epochs); with the defaults it falls in 93 % of episodes at 3M steps.
 # HalfCheetah (all variants) and Ant: the same plus a smaller step (lr 1e-4; at 3e-4 the
 # 10 epochs blew up on HalfCheetah at 1.85M steps): at 3M steps HalfCheetah 7,196 (2,246
-# at 5M with the defaults), Ant 5,845 (4,403 with the defaults).
+# at 5M with the defaults), Ant 5,845 (4,403), Ant Disabled 3,039 (2,237).
 _TUNED = {"ppo": {"num_epochs": 10, "init_std": 0.2, "learning_rate": 1e-4},
           "steps": 3_000_000}
 EXPERT_PRESETS: dict[str, dict[str, Any]] = {
@@ -43,7 +43,8 @@ EXPERT_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
     "go2": {"ppo": {"hidden": (512, 256, 128)}},   # the paper's robotics networks (App. C.5)
     "hopper": {"ppo": {"num_epochs": 10, "init_std": 0.2}, "steps": 3_000_000},
-    **{name: _TUNED for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars", "ant")},
+    **{name: _TUNED for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars", "ant",
+                                 "ant_disabled")},
 }
 DEFAULT_STEPS = 5_000_000
 
