@@ -32,8 +32,9 @@ from trirl import envs, learn
 from _report import write_json            # sibling modules (benchmarks/ is sys.path[0])
 from backends import demos_for, env_program
 
-# Each ablation: (name, settings that cut the part to one, the part's full count).
+
 def ablations(config: learn.TRIRLConfig) -> list[tuple[str, dict, int]]:
+    """Each part as (name, settings that cut it to one, its full count)."""
     return [("PPO/TRPL epochs", {"ppo": {"num_epochs": 1}}, config.ppo.num_epochs),
             ("discriminator steps", {"disc": {"num_steps": 1}}, config.disc.num_steps),
             ("R_fit steps", {"fit": {"num_steps": 1}}, config.fit.num_steps),
@@ -75,14 +76,6 @@ def physics_seconds(env: envs.Env, config: learn.TRIRLConfig, repeats: int) -> f
     return best
 
 
-def merged(*settings: dict) -> dict:
-    out: dict = {}
-    for s in settings:
-        for section, values in s.items():
-            out.setdefault(section, {}).update(values)
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="halfcheetah")
@@ -102,7 +95,7 @@ def main() -> None:
              "C full": iteration_program(env["c"], preset, expert)}
     cuts = ablations(config)
     for name, cut, _ in cuts:
-        progs[name] = iteration_program(env["c"], merged(preset, cut), expert)
+        progs[name] = iteration_program(env["c"], learn.merge_settings(preset, cut), expert)
     progs = {k: list(v) for k, v in progs.items()}
 
     times: dict[str, list[float]] = {k: [] for k in progs}
