@@ -39,8 +39,8 @@ from trirl.runner import console, load_state, print_summary, train_loop, write_j
 _TUNED = {"ppo": {"num_epochs": 10, "init_std": 0.2, "learning_rate": 1e-4},
           "steps": 3_000_000}
 EXPERT_PRESETS: dict[str, dict[str, Any]] = {
-    "point_maze": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
-    "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_500_000},
+    "point_maze": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_000_000},
+    "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_000_000},
     "go2": {"ppo": {"hidden": (512, 256, 128)}},   # the paper's robotics networks (App. C.5)
     "hopper": {"ppo": {"num_epochs": 10, "init_std": 0.2}, "steps": 3_000_000},
     **{name: _TUNED for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars", "ant",
