@@ -37,6 +37,10 @@ def export(run, output, form, fmt, seed_index, fit_steps):
     _friendly(_export)(run, output, form, fmt, seed_index, fit_steps)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
 def _export(run, output, form, fmt, seed_index, fit_steps):
     from trirl import export as export_lib
 
@@ -45,7 +49,7 @@ def _export(run, output, form, fmt, seed_index, fit_steps):
         fit = export_lib.FitSettings(num_steps=fit_steps)
     header = export_lib.export(run, output, form=form, seed_index=seed_index, fit=fit, fmt=fmt)
     click.echo(f"wrote {output}: {header['form']} reward for {header['env']['name']} "
-               f"({output.stat().st_size / 1e6:.1f} MB)")
+               f"({_size(output.stat().st_size)})")
     for source, err in header.get("fit_error", {}).get("held_out", {}).items():
         click.echo(f"  fit error on held-out {source}: rmse {err['rmse']:.4g} "
                    f"(target std {err['target_std']:.4g}, {err['rows']} rows)")

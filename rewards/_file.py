@@ -64,6 +64,12 @@ def finalize(path: Path, header: dict[str, Any], tensors: dict[str, np.ndarray]
     return header, tensors
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write(path: str | Path, header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Path:
     """Write a ``.reward`` file atomically (temporary file, then rename).
 
@@ -78,6 +84,9 @@ def write(path: str | Path, header: dict[str, Any], tensors: dict[str, np.ndarra
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
+        # safetensors creates its files private (0o600); a reward file is made to be
+        # shared, so it gets a new file's usual permissions (0o666 less the umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -226,6 +226,15 @@ def test_step_ticks_are_short():
         == ["0", "500", "25k", "250k", "1M", "2.5M", "-50k"]
 
 
+def test_curves_hold_each_seeds_latest_episode_value():
+    from trirl.plots import latest_per_seed
+
+    n = np.nan
+    got = latest_per_seed([[n, 1.0, n], [2.0, n, n], [n, n, 5.0], [3.0, 4.0, n]])
+    want = np.array([[n, 1, n], [2, 1, n], [2, 1, 5], [3, 4, 5]], float)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_interrupt_exits_130_without_error_prefix(capsys):
     from trirl.cli.main import _friendly
     from trirl.errors import Interrupted

@@ -28,10 +28,22 @@ def steps_axis(ax, label: str) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(step_label))
 
 
+def latest_per_seed(values) -> np.ndarray:
+    """(iterations, seeds) with NaN where a seed logged nothing -> each seed's latest
+    logged value so far (NaN before its first)."""
+    per = np.array(values, float)
+    idx = np.where(np.isnan(per), 0, np.arange(len(per))[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = per[idx, np.arange(per.shape[1])]
+    out[np.isnan(per[0]) & (idx == 0)] = np.nan
+    return out
+
+
 def learning_curves(run_dirs: list[Path], output: Optional[Path] = None,
                     metric: str = "episode_return") -> Path:
     """Plot ``metric`` against env steps for each run (mean over seeds, and the per-seed
-    range when the run has several seeds); returns the PNG path written."""
+    range when the run has several seeds; each seed counts with its latest logged value,
+    from the iteration on where every seed has one); returns the PNG path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,13 +58,19 @@ def learning_curves(run_dirs: list[Path], output: Optional[Path] = None,
             names = sorted(k for k in lines[-1] if not k.endswith("_per_seed"))
             raise TrirlError(f"{run_dir}/metrics.jsonl has no metric {metric!r}; choose one of: "
                              f"{', '.join(names)}")
-        rows = [(ln["env_steps"], ln[metric], ln.get(metric + "_per_seed")) for ln in lines
-                if ln.get(metric) is not None]
-        steps = np.array([r[0] for r in rows], float)
-        ax.plot(steps, [r[1] for r in rows], label=Path(run_dir).name)
-        if rows and rows[0][2] is not None:
-            per = np.array([[np.nan if v is None else v for v in r[2]] for r in rows], float)
-            ax.fill_between(steps, np.nanmin(per, 1), np.nanmax(per, 1), alpha=0.2)
+        per_seed = metric + "_per_seed"
+        if lines[-1].get(per_seed) is not None:
+            # Episode metrics are logged by the seeds whose episodes ended in that
+            # iteration; a mean over whichever seeds logged would jump between seeds.
+            per = latest_per_seed([[np.nan if v is None else v for v in ln[per_seed]]
+                                   for ln in lines])
+            keep = ~np.isnan(per).any(1)
+            steps = np.array([ln["env_steps"] for ln in lines], float)[keep]
+            ax.plot(steps, per[keep].mean(1), label=Path(run_dir).name)
+            ax.fill_between(steps, per[keep].min(1), per[keep].max(1), alpha=0.2)
+        else:
+            rows = [(ln["env_steps"], ln[metric]) for ln in lines if ln.get(metric) is not None]
+            ax.plot([r[0] for r in rows], [r[1] for r in rows], label=Path(run_dir).name)
     steps_axis(ax, "environment steps")
     ax.set_ylabel(metric.replace("_", " "))
     ax.grid(alpha=0.3)
