@@ -154,7 +154,7 @@ def learn_program(name: str, backend: str, seed: int = 0, seeds: int = 1):
     """``trirl learn --seeds N``'s iteration with its defaults (same tuple as
     expert_program)."""
     env = envs.make(name, backend=backend)
-    config = learn.build_config(learn.LEARN_PRESETS.get(name, {}).get("settings", {}))
+    config = learn.build_config(learn.preset_settings(name))
     expert = learn.expert_data(demos_for(env), env.action_size)
     _, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), seeds), expert)

@@ -83,7 +83,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3, help="timed iterations per round")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()
-    preset = learn.LEARN_PRESETS.get(args.env, {}).get("settings", {})
+    preset = learn.preset_settings(args.env)
     config = learn.build_config(preset)
     print(f"# {' '.join(['python'] + sys.argv)}\n# {time.strftime('%Y-%m-%d %H:%M')}, "
           f"jax {jax.__version__} on {jax.default_backend()}; {args.env}, "

@@ -367,6 +367,21 @@ def test_config_file_set_and_flags_layer_in_order(tmp_path):
         == config
 
 
+def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_user():
+    fitted = learn.build_config(learn.preset_settings("point_maze"))
+    assert fitted.disc == learn.TRIRLConfig().disc
+    features = learn.build_config(learn.preset_settings(
+        "point_maze", learn.parse_settings(("reward_model=features",))))
+    assert features.disc.hidden == () and features.disc.learning_rate == 1e-2
+    mine = learn.build_config(learn.preset_settings(
+        "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
+    assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2
+    # Envs without a feature preset keep the paper defaults.
+    other = learn.build_config(learn.preset_settings(
+        "halfcheetah", learn.parse_settings(("reward_model=features",))))
+    assert other.disc == learn.TRIRLConfig().disc
+
+
 def test_env_defaults_to_the_demos_env(tmp_path):
     path = tmp_path / "flipped.npz"
     demos_lib.save(path, _synthetic_demos(envs.make("point_maze_flipped")))

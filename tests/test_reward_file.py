@@ -8,6 +8,9 @@ independent float64 NumPy recursion over the buffer's networks (Alg. 2 lines 19-
 """
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -159,6 +162,13 @@ def test_write_read_round_trip(run, tmp_path):
     for name in tensors:
         np.testing.assert_array_equal(tensors2[name], tensors[name])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    # A file to share: a new file's usual permissions, not safetensors' private 0o600.
+    old_mask = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(_file.write(tmp_path / "m.reward", header, tensors).stat().st_mode) \
+            == 0o644
+    finally:
+        os.umask(old_mask)
 
 
 def _rewrite(src, dst, edit_header=None, drop=None):
@@ -396,3 +406,39 @@ def test_file_sha256_streams_the_whole_file(tmp_path):
         path = tmp_path / name
         path.write_bytes(data)
         assert _file.file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_bundled_point_maze_reward_is_the_transferable_features_reward():
+    """examples/point_maze.reward (docs/benchmarks.md, `benchmarks/make_point_maze_reward.sh`):
+    learned from the bundled demos, and it reads only what the flipped maze also has, so
+    `trirl transfer --reward examples/point_maze.reward --env point_maze_flipped` runs."""
+    import importlib.resources
+
+    from trirl import envs
+    from trirl import demos as demos_lib
+    from trirl.evaluation import bundled_demos
+    from trirl.rewards._file import file_sha256
+
+    path = Path(str(importlib.resources.files("trirl.examples") / "point_maze.reward"))
+    reward = rewards.load(path)
+    assert reward.header["form"] == "features" and reward.env_name == "point_maze"
+    prov = reward.header["provenance"]
+    assert prov["demos_sha256"] == file_sha256(bundled_demos("point_maze")), \
+        "examples/point_maze.npz changed: rerun benchmarks/make_point_maze_reward.sh"
+    retrain.check_compatible(reward, envs.make("point_maze_flipped"))
+    # What makes it a goal: nearer is better, arriving (the absorbing state) best of all.
+    # Hand check on the reached position (next_obs), action fixed; float64 reference of
+    # a linear reward: r(d2) - r(d1) = w * (d2 - d1) / std with the stored weights.
+    goal = np.array([0.15, 0.0], np.float32)
+    pos = np.array([[-0.15, 0.0], [0.0, 0.25], [0.15, 0.15]], np.float32)
+    obs = np.concatenate([pos, np.broadcast_to(goal, pos.shape)], 1)
+    act = np.zeros((3, 2), np.float32)
+    r = reward(obs, act, next_obs=obs)
+    d = np.linalg.norm(pos.astype(np.float64) - goal, axis=1)
+    assert d[0] > d[1] > d[2] and r[0] < r[1] < r[2]
+    w = reward.tensors["reward/layer0/kernel"].astype(np.float64).ravel()[0]
+    std = reward.tensors["normalizer/std"].astype(np.float64)[0]
+    np.testing.assert_allclose(np.diff(r.astype(np.float64)), w * np.diff(d) / std, rtol=1e-4)
+    assert reward.absorbing_reward > r.max()
+    meta = demos_lib.load(bundled_demos("point_maze")).metadata
+    assert prov["expert_return_mean"] == meta["expert_return_mean"]

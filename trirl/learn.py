@@ -632,9 +632,15 @@ def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
 # share ``ppo.hidden``); R_fit as the discriminators.
 ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 256, 128)},
                   "fit": {"hidden": (512, 256, 128)}}
+# "features_settings" apply on top of "settings" when the run uses the feature-based
+# reward model. Point Maze's is the authors' (a reward linear in the base features, no
+# encoder); a linear model needs a larger step than the MLP's 2e-4 to train at all
+# (docs/benchmarks.md: agent accuracy 0.0 at 2e-4).
+_MAZE = {"steps": 300_000,
+         "features_settings": {"disc": {"hidden": (), "learning_rate": 1e-2}}}
 LEARN_PRESETS: dict[str, dict[str, Any]] = {
-    "point_maze": {"steps": 1_000_000},
-    "point_maze_flipped": {"steps": 1_000_000},
+    "point_maze": _MAZE,
+    "point_maze_flipped": _MAZE,
     **{name: {"settings": ROBOT_NETWORKS} for name in ("g1_walk", "g1_run", "go2")},
 }
 DEFAULT_STEPS = 5_000_000
@@ -737,6 +743,16 @@ def build_config(settings: Optional[dict[str, dict[str, Any]]] = None) -> TRIRLC
                        fit=dataclasses.replace(base.fit, **settings.get("fit", {})))
 
 
+def preset_settings(env_name: str, settings: Optional[dict] = None) -> dict:
+    """``settings`` over ``env_name``'s preset: its "settings", then its
+    "features_settings" when the run uses the feature-based reward model."""
+    preset = LEARN_PRESETS.get(env_name, {})
+    base, user = preset.get("settings", {}), settings or {}
+    model = merge_settings(base, user).get("", {}).get("reward_model", "fitted")
+    extra = preset.get("features_settings", {}) if model == "features" else {}
+    return merge_settings(base, extra, user)
+
+
 def merge_settings(*settings: dict) -> dict:
     """Later settings win, field by field."""
     out: dict[str, dict] = {}
@@ -821,7 +837,7 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
         if demos is None:
             raise TrirlError(f"no bundled demonstrations for {env_name!r}; pass --demos FILE "
                              "(record one with `trirl demos RUN -o FILE`)")
-    merged = merge_settings(preset.get("settings", {}), settings or {})
+    merged = preset_settings(env_name, settings)
     if "inputs" not in merged.get("", {}) and demos_lib.load(demos).actions is None:
         # Observation-only demos (motion capture) can only train D(s, s'): the default
         # for them, so `trirl learn --demos g1_walk.npz` needs no flag.

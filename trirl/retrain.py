@@ -30,7 +30,7 @@ from trirl.rewards._file import file_sha256
 
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
-DEFAULT_STEPS = {"point_maze": 1_000_000, "point_maze_flipped": 1_000_000}
+DEFAULT_STEPS = {"point_maze": 300_000, "point_maze_flipped": 300_000}
 
 
 def learned_reward(reward: rewards.Reward) -> LearnedReward:
