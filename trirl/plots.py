@@ -62,8 +62,9 @@ def learning_curves(run_dirs: list[Path], output: Optional[Path] = None,
         if lines[-1].get(per_seed) is not None:
             # Episode metrics are logged by the seeds whose episodes ended in that
             # iteration; a mean over whichever seeds logged would jump between seeds.
-            per = latest_per_seed([[np.nan if v is None else v for v in ln[per_seed]]
-                                   for ln in lines])
+            blank = [None] * len(lines[-1][per_seed])  # for lines from before it was logged
+            per = latest_per_seed([[np.nan if v is None else v
+                                    for v in (ln.get(per_seed) or blank)] for ln in lines])
             keep = ~np.isnan(per).any(1)
             steps = np.array([ln["env_steps"] for ln in lines], float)[keep]
             ax.plot(steps, per[keep].mean(1), label=Path(run_dir).name)
