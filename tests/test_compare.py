@@ -222,12 +222,25 @@ def test_rerun_skips_finished_cells(grid):
     (("--demos", "point_maze"), "--demos 'point_maze' is not ENV=VALUE"),
     (("--set", "ppo.nope=1"), "--set"),
     (("--set", "algo=gail"), "--algos"),
+    (("--set", "reward_model=features"), "trirl_features"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expect):
     result = _cli("compare", "--out", tmp_path / "never", *args)
     assert result.exit_code == 2, result.output
     assert expect in result.output and result.output.count("\n") == 1
     assert not (tmp_path / "never").exists()
+
+
+def test_trirl_features_column_is_trirl_with_the_feature_model_and_its_preset():
+    from trirl import learn
+
+    cfg = learn.build_config(learn.preset_settings(
+        "point_maze", learn.merge_settings(learn.parse_settings(("eps=0.5",)),
+                                           compare.algo_settings("trirl_features"))))
+    assert (cfg.algo, cfg.reward_model, cfg.eps) == ("trirl", "features", 0.5)
+    assert cfg.disc.hidden == ()  # Point Maze's feature-model preset
+    assert learn.build_config(learn.preset_settings(
+        "point_maze", compare.algo_settings("gail"))).reward_model == "fitted"
 
 
 def test_rerun_with_other_settings_is_refused(grid):

@@ -53,6 +53,16 @@ from trirl.errors import Interrupted, TrirlError
 from trirl.report import EVALUATION_FILE, cached_evaluation
 
 ALGOS = ("trirl", "gail", "airl", "amp")
+# Columns a grid may have: the learners above, plus TRIRL with the feature-based reward
+# model (the paper's Table 1 model; its rewards are the ones that transfer), each as the
+# TRIRL settings that make it. Not in the default --algos.
+GRID_ALGOS: dict[str, dict] = {**{a: {"algo": a} for a in ALGOS},
+                               "trirl_features": {"algo": "trirl", "reward_model": "features"}}
+
+
+def algo_settings(algo: str) -> dict:
+    """The ``trirl learn`` settings section of grid column ``algo``."""
+    return {"": dict(GRID_ALGOS[algo])}
 GRID_FILE = "compare.json"
 CELL_FILE = "cell.json"
 LEARN_DIR = "learn"
@@ -163,7 +173,7 @@ def check(config: CompareConfig) -> None:
 
     known = envs.names()
     for flag, values, options in (("--envs", config.envs, known),
-                                  ("--algos", config.algos, ALGOS)):
+                                  ("--algos", config.algos, tuple(GRID_ALGOS))):
         for value in values:
             if value not in options:
                 raise TrirlError(f"{flag}: unknown {flag[2:-1]} {value!r}; choose from "
@@ -207,8 +217,10 @@ def check(config: CompareConfig) -> None:
         settings = learn.parse_settings(config.settings)
     except TrirlError as exc:
         raise TrirlError(f"--set: {exc}") from None
-    if "algo" in settings.get("", {}):
-        raise TrirlError("--set algo=... does not apply to a grid; choose them with --algos")
+    for name in ("algo", "reward_model"):
+        if name in settings.get("", {}):
+            raise TrirlError(f"--set {name}=... does not apply to a grid; choose the columns "
+                             f"with --algos ({', '.join(GRID_ALGOS)})")
     for env_name in (*config.envs, *sorted(targets)):
         overrides = _env_overrides(config, env_name)
         path = _demos_for(config, env_name)
@@ -228,8 +240,8 @@ def check(config: CompareConfig) -> None:
             env = envs.make(env_name, backend=config.backend, **overrides)
             for algo in config.algos:
                 try:
-                    cfg = learn.build_config(learn.merge_settings(
-                        settings, {"": {"algo": algo}}))
+                    cfg = learn.build_config(learn.preset_settings(
+                        env_name, learn.merge_settings(settings, algo_settings(algo))))
                     learn.load_demos(path, env, cfg)
                 except TrirlError as exc:
                     raise TrirlError(f"--set / --algos {algo} on {env_name}: {exc}") from None
@@ -364,7 +376,7 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
             learn.train(env_name, demos=config.demo_files.get(env_name), run_dir=run_dir,
                         steps=config.steps, seeds=config.seeds, seed=config.seed,
                         settings=learn.merge_settings(learn.parse_settings(config.settings),
-                                                      {"": {"algo": algo}}),
+                                                      algo_settings(algo)),
                         env_overrides=_env_overrides(config, env_name),
                         checkpoint_every=config.checkpoint_every,
                         show_progress=show_progress, backend=config.backend)
