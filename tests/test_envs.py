@@ -236,7 +236,8 @@ def test_free_motion_matches_the_damped_point_mass(fns):
     # up to the step's O(h / tau) = 4 % error.
     t, tau = 0.08, m / b
     exact = pos(first) + force / b * (t - tau * (1 - np.exp(-t / tau)))
-    np.testing.assert_allclose(got[-1], exact, rtol=0, atol=0.05 * np.abs(exact - pos(first)).max())
+    np.testing.assert_allclose(got[-1], exact, rtol=0,
+                               atol=0.05 * np.abs(exact - pos(first)).max())
     assert got[-1, 1] - pos(first)[1] > 0.1  # top speed 5 m/s: 0.11 m in 8 steps
 
 
@@ -257,7 +258,8 @@ def test_gap_location(fns, name, open_route, blocked_route):
     ps = np.stack([pos(s) for _, s in traj])
     assert ps[:, 0].max() < 0.0, f"{name}: route via y={blocked_route[0][1]} passed the wall"
     # it reached the wall at the waypoint's height, i.e. really tried that route
-    assert np.any((ps[:, 0] > -(WALL_HALF_THICKNESS + PARTICLE_RADIUS) - 0.01) & (np.abs(ps[:, 1] - blocked_route[0][1]) < 0.03))
+    touching = -(WALL_HALF_THICKNESS + PARTICLE_RADIUS) - 0.01
+    assert np.any((ps[:, 0] > touching) & (np.abs(ps[:, 1] - blocked_route[0][1]) < 0.03))
 
 
 # ----------------------------------------------------------------------------- reward / flags
@@ -271,7 +273,8 @@ def check_transitions(env, first, traj):
         assert np.array_equal(np.asarray(s.obs), np.asarray(s.next_obs))
         a = np.clip(action.astype(np.float64), -1.0, 1.0)
         dist = np.linalg.norm(obs[:2] - obs[2:4])
-        np.testing.assert_allclose(float(s.reward), -dist - env.config.ctrl_cost_weight * np.sum(a ** 2), atol=1e-6)
+        ctrl = env.config.ctrl_cost_weight * np.sum(a ** 2)
+        np.testing.assert_allclose(float(s.reward), -dist - ctrl, atol=1e-6)
         np.testing.assert_array_equal(obs[2:4], GOAL.astype(np.float32))
         if abs(dist - 0.1) > 1e-6:
             assert bool(s.absorbing) == (dist <= 0.1), (t, dist)

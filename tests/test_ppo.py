@@ -289,7 +289,8 @@ def test_rollout_next_obs_is_pre_reset_and_next_obs_is_a_fresh_reset(pm, crafted
     assert np.all(np.linalg.norm(pos[:HALF] - GOAL, axis=1) <= GOAL_RADIUS)
     np.testing.assert_allclose(pos[HALF:], np.broadcast_to(FAR, (N - HALF, 2)), atol=4e-3)
     # The true reward of the terminal/truncated step is that of the pre-reset state.
-    ctrl = envs.PointMazeConfig().ctrl_cost_weight * np.sum(np.clip(ro.action[0], -1, 1) ** 2, -1)
+    weight = envs.PointMazeConfig().ctrl_cost_weight
+    ctrl = weight * np.sum(np.clip(ro.action[0], -1, 1) ** 2, -1)
     np.testing.assert_allclose(ro.env_reward[0], -np.linalg.norm(pos - GOAL, axis=1) - ctrl,
                                rtol=1e-5, atol=1e-6)
     # obs of the next step is a fresh initial state: near the start, distinct per env.

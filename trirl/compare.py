@@ -54,15 +54,10 @@ from trirl.report import EVALUATION_FILE, cached_evaluation
 
 ALGOS = ("trirl", "gail", "airl", "amp")
 # Columns a grid may have: the learners above, plus TRIRL with the feature-based reward
-# model (the paper's Table 1 model; its rewards are the ones that transfer), each as the
-# TRIRL settings that make it. Not in the default --algos.
+# model (the paper's Table 1 model, whose rewards can transfer), each as the TRIRL
+# settings that make it. Not in the default --algos.
 GRID_ALGOS: dict[str, dict] = {**{a: {"algo": a} for a in ALGOS},
                                "trirl_features": {"algo": "trirl", "reward_model": "features"}}
-
-
-def algo_settings(algo: str) -> dict:
-    """The ``trirl learn`` settings section of grid column ``algo``."""
-    return {"": dict(GRID_ALGOS[algo])}
 GRID_FILE = "compare.json"
 CELL_FILE = "cell.json"
 LEARN_DIR = "learn"
@@ -289,6 +284,11 @@ def _merged(old: Optional[dict], config: CompareConfig) -> CompareConfig:
 
 
 # ----------------------------------------------------------------------------- cells
+
+
+def algo_settings(algo: str) -> dict:
+    """The ``trirl learn`` settings section of grid column ``algo``."""
+    return {"": dict(GRID_ALGOS[algo])}
 
 
 def cell_dir(out: Path, env_name: str, algo: str) -> Path:
