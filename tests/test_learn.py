@@ -314,6 +314,27 @@ def test_other_variants_train_and_log_their_eta(files, variant, k):
             assert line["eta"] > 0.1  # the tiny trust region is active
 
 
+def test_reward_eta_floor_lengthens_only_the_reward_memory(files):
+    """``reward_eta_floor``: the buffer stores max(eta, floor) (the recursion's steps
+    become eps / (1 + floor)) while eta, the policy's TRPL multiplier, is logged as is."""
+    floor = 50.0
+    run_dir = files["root"] / "eta-floor"
+    result = _cli(*_learn_args(files["demos"], run_dir, "--set", f"reward_eta_floor={floor}"))
+    assert result.exit_code == 0, result.output
+    session = learn.open_session(run_dir)
+    state = session.init()
+    for i in range(session.run.config["num_iterations"]):
+        state, metrics, _ = session.iterate(state)
+        eta = float(np.asarray(metrics["eta"])[0])
+        assert 0.1 < eta < floor  # the policy's own multiplier, below the floor
+        stored = float(np.asarray(state.buffer.etas)[0, i % K])
+        assert stored == pytest.approx(floor)
+        assert float(np.asarray(metrics["eps_tr"])[0]) == pytest.approx(0.6 / (1 + floor))
+    bad = _cli(*_learn_args(files["demos"], files["root"] / "never-floor", "--variant",
+                            "tr_loss", "--set", "reward_eta_floor=5"))
+    assert bad.exit_code == 2 and "reward_eta_floor" in bad.output
+
+
 @pytest.mark.parametrize("case", ["bad_file", "obs_only_sa", "wrong_env", "features_reward",
                                   "bad_setting"])
 def test_bad_input_exits_2_with_one_line(files, case):

@@ -128,6 +128,11 @@ class TRIRLConfig:
       capacity: discriminator buffer capacity k [80, 120].
       eta_init: penalty weight of the ``tr_loss`` variant [60, 100].
       eta_schedule: ``tr_loss`` only: "linear" (eta_init -> 0 over the run) or "constant".
+      reward_eta_floor: ``max_eta`` only, not in the paper (0, the default, is the paper):
+        the reward recursion uses ``max(eta, floor)``, i.e. steps of at most
+        ``eps / (1 + floor)``, while the policy keeps TRPL's own step. A long reward
+        memory: with the max-eta multipliers alone (0.1-6) the reward averages only the
+        last few discriminators (docs/benchmarks.md, Point Maze feature rewards).
       normalize_disc_inputs: standardise the discriminator's states with the demo
         observations' mean/std (fixed for the run, so old buffer members stay valid).
       ppo: policy optimisation; ``entropy_coef`` is 1/beta [8e-5, 5e-3];
@@ -146,6 +151,7 @@ class TRIRLConfig:
     capacity: int = 100
     eta_init: float = 80.0
     eta_schedule: str = "linear"
+    reward_eta_floor: float = 0.0
     normalize_disc_inputs: bool = True
     ppo: PPOConfig = dataclasses.field(default_factory=_default_ppo)
     disc: disc.DiscriminatorConfig = dataclasses.field(default_factory=_default_disc)
@@ -172,6 +178,9 @@ class TRIRLConfig:
             raise TrirlError(f"TRIRL capacity={self.capacity} must be >= 0 (paper: 80 - 120)")
         if self.eta_init < 0:
             raise TrirlError(f"TRIRL eta_init={self.eta_init} must be >= 0 (paper: 60 - 100)")
+        if self.reward_eta_floor < 0 or (self.reward_eta_floor and self.variant != "max_eta"):
+            raise TrirlError(f"TRIRL reward_eta_floor={self.reward_eta_floor} needs variant "
+                             "max_eta and a value >= 0 (0: the paper's steps)")
         if not self.ppo.entropy_coef > 0:
             raise TrirlError(f"TRIRL needs ppo.entropy_coef > 0 (it is 1/beta; paper: 8e-5 - "
                              f"5e-3), got {self.ppo.entropy_coef}")
@@ -567,15 +576,17 @@ class TRIRL:
         if cfg.retrospective and self.buffer_cfg.capacity > 0:
             pair = ((ppo_before.actor, ppo_before.obs_stats), (ppo_state.actor, ppo_state.obs_stats))
             policies = jax.tree.map(lambda stack, p: stack.at[buffer.head].set(p), policies, pair)
+        # The reward recursion's multiplier (>= eta: reward_eta_floor lengthens its memory).
+        eta_reward = jnp.maximum(eta, cfg.reward_eta_floor)
         if self.features:
-            buffer = fr.update(buffer, disc_params, eta, self.beta, cfg.eps)
+            buffer = fr.update(buffer, disc_params, eta_reward, self.beta, cfg.eps)
             fit_opt_state, fm = state.fit_opt_state, {"fit_mse": jnp.float32(0.0)}
             size, reward_params = jnp.int32(0), buffer
             r_agent = self.corrected_reward(buffer, disc_params, x)
         else:
-            buffer, fit_opt_state, fm = rb.push_and_fit(buffer, state.fit_opt_state, disc_params,
-                                                        eta, x_fit, self.beta, cfg.eps, k_fit,
-                                                        etas_fit, members, new_logits)
+            buffer, fit_opt_state, fm = rb.push_and_fit(
+                buffer, state.fit_opt_state, disc_params, eta_reward, x_fit, self.beta,
+                cfg.eps, k_fit, etas_fit, members, new_logits)
             size, reward_params = buffer.count, buffer.fit_params
             after = None if members_x is None else \
                 rb.pushed_logits(state.buffer, members_x, new_logits[:n])
@@ -588,7 +599,7 @@ class TRIRL:
             disc_loss=dm["loss"], disc_bce=dm["bce"], disc_gp=dm["gp"],
             disc_expert_acc=dm["expert_acc"], disc_agent_acc=dm["agent_acc"],
             disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
-            eta=eta, eps_tr=cfg.eps / (1.0 + eta), reward_std=jnp.std(rewards),
+            eta=eta, eps_tr=cfg.eps / (1.0 + eta_reward), reward_std=jnp.std(rewards),
             reward_absorbing=r_abs, fit_mse=fm["fit_mse"], buffer_size=size,
             finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params, reward_params)))
         state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
