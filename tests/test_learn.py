@@ -394,6 +394,10 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
     features = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features",))))
     assert features.disc.hidden == () and features.disc.learning_rate == 1e-2
+    assert features.reward_eta_floor == 80.0 and fitted.reward_eta_floor == 0.0
+    tr_loss = learn.build_config(learn.preset_settings(
+        "point_maze", learn.parse_settings(("reward_model=features", "variant=tr_loss"))))
+    assert tr_loss.reward_eta_floor == 0.0 and tr_loss.disc.hidden == ()
     mine = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
     assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2
