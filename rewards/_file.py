@@ -64,29 +64,24 @@ def finalize(path: Path, header: dict[str, Any], tensors: dict[str, np.ndarray]
     return header, tensors
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 def write(path: str | Path, header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Path:
     """Write a ``.reward`` file atomically (temporary file, then rename).
 
     The header is completed and validated by :func:`finalize` first, so an invalid
     file is never written.
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     path = Path(path)
     header, tensors = finalize(path, header, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
-        # safetensors creates its files private (0o600); a reward file is made to be
-        # shared, so it gets a new file's usual permissions (0o666 less the umask).
-        os.chmod(tmp, 0o666 & ~_umask())
+        data = save(tensors, metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
+        # Opened here with mode 0o666 so the umask decides the permissions, as for any new
+        # file: a reward file is made to be shared (safetensors' save_file makes it 0o600).
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -417,13 +417,12 @@ def test_bundled_point_maze_reward_is_the_transferable_features_reward():
     from trirl import envs
     from trirl import demos as demos_lib
     from trirl.evaluation import bundled_demos
-    from trirl.rewards._file import file_sha256
 
     path = Path(str(importlib.resources.files("trirl.examples") / "point_maze.reward"))
     reward = rewards.load(path)
     assert reward.header["form"] == "features" and reward.env_name == "point_maze"
     prov = reward.header["provenance"]
-    assert prov["demos_sha256"] == file_sha256(bundled_demos("point_maze")), \
+    assert prov["demos_sha256"] == _file.file_sha256(bundled_demos("point_maze")), \
         "examples/point_maze.npz changed: rerun benchmarks/make_point_maze_reward.sh"
     retrain.check_compatible(reward, envs.make("point_maze_flipped"))
     # What makes it a goal: nearer is better, arriving (the absorbing state) best of all.
