@@ -314,24 +314,39 @@ def test_other_variants_train_and_log_their_eta(files, variant, k):
             assert line["eta"] > 0.1  # the tiny trust region is active
 
 
-def test_reward_eta_floor_lengthens_only_the_reward_memory(files):
-    """``reward_eta_floor``: the buffer stores max(eta, floor) (the recursion's steps
-    become eps / (1 + floor)) while eta, the policy's TRPL multiplier, is logged as is."""
+@pytest.mark.parametrize("variant", ["max_eta", "tr_loss", "retrospective_eta"])
+def test_reward_eta_floor_lengthens_only_the_reward_memory(files, variant):
+    """``reward_eta_floor``: the reward recursion's multipliers are max(eta, floor) (its
+    steps become eps / (1 + floor)) whichever way the variant obtains eta, while eta,
+    the policy's own multiplier, is logged as is. tr_loss by hand: its schedule 80, 60,
+    40, 20 over the 4 iterations against a floor of 50 stores 80, 60, 50, 50."""
     floor = 50.0
-    run_dir = files["root"] / "eta-floor"
-    result = _cli(*_learn_args(files["demos"], run_dir, "--set", f"reward_eta_floor={floor}"))
+    run_dir = files["root"] / f"eta-floor-{variant}"
+    result = _cli(*_learn_args(files["demos"], run_dir, "--variant", variant,
+                               "--set", f"reward_eta_floor={floor}"))
     assert result.exit_code == 0, result.output
     session = learn.open_session(run_dir)
     state = session.init()
     for i in range(session.run.config["num_iterations"]):
         state, metrics, _ = session.iterate(state)
         eta = float(np.asarray(metrics["eta"])[0])
-        assert 0.1 < eta < floor  # the policy's own multiplier, below the floor
-        stored = float(np.asarray(state.buffer.etas)[0, i % K])
-        assert stored == pytest.approx(floor)
-        assert float(np.asarray(metrics["eps_tr"])[0]) == pytest.approx(0.6 / (1 + floor))
-    bad = _cli(*_learn_args(files["demos"], files["root"] / "never-floor", "--variant",
-                            "tr_loss", "--set", "reward_eta_floor=5"))
+        if variant == "tr_loss":
+            assert eta == pytest.approx(80.0 * (1.0 - i / 4))
+        else:
+            assert 0.1 < eta < floor  # the policy's own TRPL multiplier, below the floor
+        if variant == "retrospective_eta":
+            # Every slot's per-state eta on a batch of states is the floor (the raw
+            # multipliers of this tiny trust region are below it; empty slots are 0).
+            policies = jax.tree.map(lambda x: x[0], state.policies)
+            etas = session.learner.retrospective_etas(policies, session.expert.obs[:16])
+            np.testing.assert_array_equal(np.asarray(etas), floor)
+        else:
+            stored = float(np.asarray(state.buffer.etas)[0, i % K])
+            assert stored == pytest.approx(max(eta, floor))
+            assert float(np.asarray(metrics["eps_tr"])[0]) == pytest.approx(
+                0.6 / (1 + max(eta, floor)))
+    bad = _cli(*_learn_args(files["demos"], files["root"] / "never-floor",
+                            "--set", "reward_eta_floor=-5"))
     assert bad.exit_code == 2 and "reward_eta_floor" in bad.output
 
 
@@ -397,7 +412,7 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
     assert features.reward_eta_floor == 80.0 and fitted.reward_eta_floor == 0.0
     tr_loss = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "variant=tr_loss"))))
-    assert tr_loss.reward_eta_floor == 0.0 and tr_loss.disc.hidden == ()
+    assert tr_loss.reward_eta_floor == 80.0 and tr_loss.disc.hidden == ()
     mine = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
     assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2

@@ -128,11 +128,13 @@ class TRIRLConfig:
       capacity: discriminator buffer capacity k [80, 120].
       eta_init: penalty weight of the ``tr_loss`` variant [60, 100].
       eta_schedule: ``tr_loss`` only: "linear" (eta_init -> 0 over the run) or "constant".
-      reward_eta_floor: ``max_eta`` only, not in the paper (0, the default, is the paper):
-        the reward recursion uses ``max(eta, floor)``, i.e. steps of at most
-        ``eps / (1 + floor)``, while the policy keeps TRPL's own step. A long reward
-        memory: with the max-eta multipliers alone (0.1-6) the reward averages only the
-        last few discriminators (docs/benchmarks.md, Point Maze feature rewards).
+      reward_eta_floor: not in the paper (0, the default, is the paper): the reward
+        recursion uses ``max(eta, floor)`` whichever way the variant obtains eta (TRPL's
+        multipliers, the TR-loss schedule, the retrospective per-state etas), i.e. steps
+        of at most ``eps / (1 + floor)``, while the policy keeps its own step. A long
+        reward memory: with the max-eta multipliers alone (0.1-6) the reward averages
+        only the last few discriminators (docs/benchmarks.md, Point Maze feature
+        rewards); the linear TR-loss schedule falls to 0 at the end of the run.
       normalize_disc_inputs: standardise the discriminator's states with the demo
         observations' mean/std (fixed for the run, so old buffer members stay valid).
       ppo: policy optimisation; ``entropy_coef`` is 1/beta [8e-5, 5e-3];
@@ -178,9 +180,9 @@ class TRIRLConfig:
             raise TrirlError(f"TRIRL capacity={self.capacity} must be >= 0 (paper: 80 - 120)")
         if self.eta_init < 0:
             raise TrirlError(f"TRIRL eta_init={self.eta_init} must be >= 0 (paper: 60 - 100)")
-        if self.reward_eta_floor < 0 or (self.reward_eta_floor and self.variant != "max_eta"):
-            raise TrirlError(f"TRIRL reward_eta_floor={self.reward_eta_floor} needs variant "
-                             "max_eta and a value >= 0 (0: the paper's steps)")
+        if self.reward_eta_floor < 0:
+            raise TrirlError(f"TRIRL reward_eta_floor={self.reward_eta_floor} must be >= 0 "
+                             "(0: the paper's steps)")
         if not self.ppo.entropy_coef > 0:
             raise TrirlError(f"TRIRL needs ppo.entropy_coef > 0 (it is 1/beta; paper: 8e-5 - "
                              f"5e-3), got {self.ppo.entropy_coef}")
@@ -428,7 +430,8 @@ class TRIRL:
             proj = trpl.project(mean, std, old_mean, old_std, tr.mean_bound, tr.cov_bound)
             return self._max_multiplier(proj)
 
-        return jax.vmap(member)(policies)
+        # They are the reward recursion's multipliers, so the floor applies to them too.
+        return jnp.maximum(jax.vmap(member)(policies), self.config.reward_eta_floor)
 
     def tr_loss_eta(self, iteration: jax.Array) -> jax.Array:
         """Penalty weight of the ``tr_loss`` variant at a (0-based) iteration."""
@@ -648,7 +651,8 @@ ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 2
 # encoder); a linear model needs a larger step than the MLP's 2e-4 to train at all
 # (docs/benchmarks.md: agent accuracy 0.0 at 2e-4). Its reward recursion gets a long
 # memory (reward_eta_floor 80, the TR-loss eta): with the paper's max-eta steps 3 of 6
-# seeds' rewards re-optimised, with the floor 3 of 3 (retrain and transfer 0.98).
+# seeds' rewards re-optimised, with the floor 3 of 3 (retrain and transfer 0.98). The
+# floor holds for --variant tr_loss too, whose linear eta schedule would end at 0.
 _MAZE = {"steps": 300_000,
          "features_settings": {"": {"reward_eta_floor": 80.0},
                                "disc": {"hidden": (), "learning_rate": 1e-2}}}
@@ -764,9 +768,6 @@ def preset_settings(env_name: str, settings: Optional[dict] = None) -> dict:
     base, user = preset.get("settings", {}), settings or {}
     own = merge_settings(base, user).get("", {})
     extra = preset.get("features_settings", {}) if own.get("reward_model") == "features" else {}
-    if own.get("variant", "max_eta") != "max_eta" and "reward_eta_floor" in extra.get("", {}):
-        # The floor is a max-eta setting; another variant the user chose keeps its steps.
-        extra = {**extra, "": {k: v for k, v in extra[""].items() if k != "reward_eta_floor"}}
     return merge_settings(base, extra, user)
 
 
