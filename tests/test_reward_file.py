@@ -395,6 +395,23 @@ def test_report_tabulates_training_retraining_transfer(run, tmp_path):
     assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
 
 
+def test_report_gives_each_transfer_target_its_own_column():
+    """One reward transferred to two changed dynamics: two columns, never pooled."""
+    from trirl import report
+
+    table = {"halfcheetah": {"Training": [0.8, 0.9], "Transfer (halfcheetah_wind)": [0.5],
+                             "Transfer (halfcheetah_mars)": [0.2, 0.4]},
+             "point_maze": {"Retraining": [1.0]}}
+    assert report.columns(table) == ["Training", "Retraining", "Transfer (halfcheetah_mars)",
+                                     "Transfer (halfcheetah_wind)"]
+    rows = report.markdown(table).splitlines()
+    assert rows[0] == ("| env | Training | Retraining | Transfer (halfcheetah_mars) | "
+                       "Transfer (halfcheetah_wind) |")
+    assert rows[2] == ("| halfcheetah | 0.85 ± 0.05 (2 seeds) | - | 0.30 ± 0.10 (2 seeds) | "
+                       "0.50 ± 0.00 (1 seed) |")
+    assert rows[3] == "| point_maze | - | 1.00 ± 0.00 (1 seed) | - | - |"
+
+
 def test_file_sha256_streams_the_whole_file(tmp_path):
     """``file_sha256`` (provenance hashes, robot-model cache) reads in 1 MiB chunks: it
     must equal hashlib over the whole bytes, for a file spanning several chunks and for

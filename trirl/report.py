@@ -33,7 +33,9 @@ def cached_evaluation(run_dir: Path) -> dict:
 
 
 def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
-    """``(column, reward env, per-seed normalised scores)`` of one run."""
+    """``(column, reward env, per-seed normalised scores)`` of one run. A transfer run's
+    column names its target env ("Transfer (halfcheetah_wind)"): one reward may be
+    transferred to several changed dynamics, and they are different tasks."""
     from trirl.expert import _read_config
 
     run_dir = Path(run_dir)
@@ -45,7 +47,8 @@ def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
     scores = seed_scores(cached_evaluation(run_dir), run_dir,
                          "evaluate it with `trirl evaluate RUN --demos FILE` first")
     env = config.get("reward_env", config["env"])
-    return COLUMNS[kind], env, scores
+    column = f"{COLUMNS[kind]} ({config['env']})" if kind == "transfer" else COLUMNS[kind]
+    return column, env, scores
 
 
 def seed_scores(result: dict, source, fix: str) -> list[float]:
@@ -69,11 +72,19 @@ def build(runs: list[Path]) -> dict[str, dict[str, list[float]]]:
 def _cell(scores) -> str:
     if not scores:
         return "-"
-    return f"{np.mean(scores):.2f} ± {np.std(scores):.2f} ({len(scores)} seeds)"
+    n = len(scores)
+    return f"{np.mean(scores):.2f} ± {np.std(scores):.2f} ({n} seed{'s' if n != 1 else ''})"
+
+
+def columns(table: dict) -> list[str]:
+    """Training, Retraining, then each transfer target's column, alphabetically."""
+    transfers = sorted({c for cells in table.values() for c in cells
+                        if c.startswith(COLUMNS["transfer"])})
+    return [COLUMNS["trirl"], COLUMNS["retrain"], *transfers]
 
 
 def markdown(table: dict) -> str:
-    cols = list(COLUMNS.values())
+    cols = columns(table)
     lines = ["| env | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for env, cells in table.items():
         lines.append(f"| {env} | " + " | ".join(_cell(cells.get(c)) for c in cols) + " |")
@@ -98,7 +109,7 @@ def write(runs: list[Path], output: Path) -> dict:
     tmp.write_text(text)
     tmp.replace(output / "report.md")
     write_json_atomic(output / "report.json", table)
-    cols = list(COLUMNS.values())
+    cols = columns(table)
     fig, ax = plt.subplots(figsize=(2 + 2.2 * len(table), 3.2))
     width = 0.8 / len(cols)
     for i, col in enumerate(cols):
