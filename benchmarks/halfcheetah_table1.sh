@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# HalfCheetah, paper Table 1 layout: Training / Retraining / Transfer to halfcheetah_wind
+# (W) and halfcheetah_mars (MG), feature-based TRIRL (the paper's Table 1 model: encoder of
+# the env's base features -- forward velocity and action cost -- and a linear reward) from
+# the bundled demos (examples/halfcheetah.npz, expert 7,238). Every training seed's reward
+# is exported and re-optimised once on each env by a fresh PPO policy (seed + 10000).
+# Figures: docs/benchmarks.md, "HalfCheetah: Training / Retraining / Transfer".
+#
+#   bash benchmarks/halfcheetah_table1.sh [LEARN_STEPS] [RETRAIN_STEPS] [OUT]
+set -euo pipefail
+learn_steps=${1:-3000000}
+retrain_steps=${2:-1000000}
+out=${3:-runs/hc-table1}
+seeds=3
+mkdir -p "$out"
+echo "# $(date -u +%FT%TZ) $(uname -n) $(nproc) cores: $0 $learn_steps $retrain_steps $out"
+
+# Every step resumes (or skips) what an interrupted run of this script left.
+if [ -f "$out/learn/config.json" ]; then trirl learn --resume "$out/learn"
+else trirl learn --env halfcheetah --reward-model features --seeds $seeds \
+        --steps "$learn_steps" --run-dir "$out/learn"
+fi
+
+runs=("$out/learn")
+for i in $(seq 0 $((seeds - 1))); do
+    reward="$out/seed$i.reward"
+    [ -f "$reward" ] || trirl export "$out/learn" --seed-index "$i" -o "$reward"
+    for env in halfcheetah halfcheetah_wind halfcheetah_mars; do
+        run="$out/$env-seed$i"
+        cmd=transfer; [ "$env" = halfcheetah ] && cmd=retrain
+        if [ -f "$run/evaluation.json" ]; then :
+        elif [ -f "$run/config.json" ]; then trirl "$cmd" --resume "$run"
+        else trirl "$cmd" --reward "$reward" --env "$env" --seeds 1 --steps "$retrain_steps" \
+                --run-dir "$run"
+        fi
+        runs+=("$run")
+    done
+done
+trirl report "${runs[@]}" -o "$out/report"
+cat "$out/report/report.md"
