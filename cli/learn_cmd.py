@@ -24,7 +24,8 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option, friendly
 @click.option("--variant", type=click.Choice(["max_eta", "tr_loss", "retrospective_eta",
                                               "no_fit"]),
               default=None, help="How the reward correction's eta is obtained (paper Sec. "
-                                 "4.3) [default: max_eta].")
+                                 "4.3) [default: max_eta; tr_loss for --reward-model "
+                                 "features on Point Maze, its preset].")
 @click.option("--k", "capacity", type=int, default=None,
               help="Discriminator buffer size k [default: 100, paper 80-120].")
 @click.option("--eps", type=float, default=None,

@@ -410,9 +410,15 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
         "point_maze", learn.parse_settings(("reward_model=features",))))
     assert features.disc.hidden == () and features.disc.learning_rate == 1e-2
     assert features.reward_eta_floor == 80.0 and fitted.reward_eta_floor == 0.0
-    tr_loss = learn.build_config(learn.preset_settings(
-        "point_maze", learn.parse_settings(("reward_model=features", "variant=tr_loss"))))
-    assert tr_loss.reward_eta_floor == 80.0 and tr_loss.disc.hidden == ()
+    assert features.variant == "tr_loss" and fitted.variant == "max_eta"
+    max_eta = learn.build_config(learn.preset_settings(
+        "point_maze", learn.parse_settings(("reward_model=features", "variant=max_eta"))))
+    assert max_eta.variant == "max_eta" and max_eta.reward_eta_floor == 80.0
+    assert max_eta.disc.hidden == ()
+    # Budgets: the feature model's own, the env's, the global default.
+    assert learn.preset_steps("point_maze", features) == 500_000
+    assert learn.preset_steps("point_maze", fitted) == 300_000
+    assert learn.preset_steps("halfcheetah", features) == learn.DEFAULT_STEPS
     mine = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
     assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2
