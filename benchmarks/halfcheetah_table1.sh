@@ -3,13 +3,16 @@
 # (W) and halfcheetah_mars (MG), feature-based TRIRL (the paper's Table 1 model: encoder of
 # the env's base features -- forward velocity and action cost -- and a linear reward) from
 # the bundled demos (examples/halfcheetah.npz, expert 7,238). Every training seed's reward
-# is exported and re-optimised once on each env by a fresh PPO policy (seed + 10000).
+# is exported and re-optimised once on each env by a fresh PPO policy (seed + 10000):
+# the learner's PPO and TRPL settings, but starting at the expert preset's action std 0.2
+# instead of 0.6 (the learner's std takes ~1M steps to shrink to 0.2 under the trust
+# region: a CPU retraining budget cannot spend that).
 # Figures: docs/benchmarks.md, "HalfCheetah: Training / Retraining / Transfer".
 #
 #   bash benchmarks/halfcheetah_table1.sh [LEARN_STEPS] [RETRAIN_STEPS] [OUT]
 set -euo pipefail
 learn_steps=${1:-3000000}
-retrain_steps=${2:-1000000}
+retrain_steps=${2:-1500000}
 out=${3:-runs/hc-table1}
 seeds=3
 mkdir -p "$out"
@@ -31,7 +34,7 @@ for i in $(seq 0 $((seeds - 1))); do
         if [ -f "$run/evaluation.json" ]; then :
         elif [ -f "$run/config.json" ]; then trirl "$cmd" --resume "$run"
         else trirl "$cmd" --reward "$reward" --env "$env" --seeds 1 --steps "$retrain_steps" \
-                --run-dir "$run"
+                --set init_std=0.2 --run-dir "$run"
         fi
         runs+=("$run")
     done

@@ -200,3 +200,41 @@ def test_fitted_form_of_a_features_run(run, tmp_path):
     assert reward.form == "fitted" and reward.inputs == "features"
     obs, act, nxt = _inputs()
     assert np.all(np.isfinite(reward(obs, act, nxt)))
+
+
+def test_a_state_only_subset_learns_from_observation_only_demos(tmp_path):
+    """``feature_names=goal_distance``: the reward reads that feature alone, so demos
+    without actions suffice, the file does not read actions, and it still reproduces
+    the learner's corrected reward (now blind to the action)."""
+    import dataclasses
+
+    from trirl import demos as demos_lib
+    from trirl import envs
+
+    demos = _synthetic_demos(envs.make("point_maze"))
+    demos_lib.save(tmp_path / "obs.npz", dataclasses.replace(demos, actions=None))
+    args = _learn_args(tmp_path / "obs.npz", tmp_path / "run", "--reward-model", "features",
+                       "--set", "feature_names=goal_distance")
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    result = _cli("export", tmp_path / "run", "-o", tmp_path / "d.reward")
+    assert result.exit_code == 0, result.output
+    reward, rr = rewards.load(tmp_path / "d.reward"), export.load_run_reward(tmp_path / "run")
+    assert [t["name"] for t in reward.header["features"]] == ["goal_distance"]
+    assert not reward.reads_action and reward.reads_next_obs
+    obs, act, nxt = _inputs(seed=3)
+    no_abs = np.zeros(len(obs), bool)
+    got = reward(obs, None, nxt)
+    for a in (act, -2 * act):
+        x = rr.session.learner.disc_x(rr.disc_stats, obs, a, nxt, no_abs)
+        np.testing.assert_allclose(np.asarray(rr.corrected(x)), got, **TOL)
+    assert np.ptp(got) > 1e-3
+    # A name the env does not declare, or a subset without the features model: one line,
+    # nothing written.
+    for extra, expect in ((("--reward-model", "features", "--set", "feature_names=speed"),
+                           "has no base feature 'speed'; it has goal_distance, action_sq_sum"),
+                          (("--set", "feature_names=goal_distance"), "--reward-model features")):
+        bad = _cli(*_learn_args(tmp_path / "obs.npz", tmp_path / "never", "--inputs", "ss",
+                                *extra))
+        assert bad.exit_code == 2 and expect in bad.output, bad.output
+        assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "never").exists()

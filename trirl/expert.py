@@ -86,7 +86,10 @@ def parse_overrides(pairs: tuple[str, ...], config_class: type, what: str) -> di
             elif isinstance(default, float):
                 value = float(text)
             elif isinstance(default, tuple):
-                value = tuple(type(default[0])(v) for v in text.split(",") if v.strip())
+                # An empty default says its element type only in the annotation.
+                item = type(default[0]) if default else (
+                    str if "str" in str(fields[name].type) else int)
+                value = tuple(item(v.strip()) for v in text.split(",") if v.strip())
             elif isinstance(default, str):
                 value = text.strip()  # choices are checked by the config itself
             else:

@@ -124,6 +124,9 @@ class TRIRLConfig:
         the env's named base features with a reward linear in their encoding, corrected
         exactly in the linear weights (``trirl.feature_reward``; paper Sec. 5.1). The
         features model has no buffer, so ``capacity`` and ``fit`` do not apply.
+      feature_names: features model only: which of the env's base features the reward
+        reads, by name (``trirl envs`` lists them); empty, the default: all of them.
+        E.g. a state-only reward that does not judge the action's size.
       eps: reward step size epsilon [0.45, 0.75].
       capacity: discriminator buffer capacity k [80, 120].
       eta_init: penalty weight of the ``tr_loss`` variant [60, 100].
@@ -149,6 +152,7 @@ class TRIRLConfig:
     variant: str = "max_eta"
     inputs: str = "sa"
     reward_model: str = "fitted"
+    feature_names: tuple[str, ...] = ()
     eps: float = 0.6
     capacity: int = 100
     eta_init: float = 80.0
@@ -170,6 +174,9 @@ class TRIRLConfig:
         choose("inputs", self.inputs, INPUTS)
         choose("eta_schedule", self.eta_schedule, ETA_SCHEDULES)
         choose("reward_model", self.reward_model, REWARD_MODELS)
+        if self.feature_names and self.reward_model != "features":
+            raise TrirlError("TRIRL feature_names selects the base features of --reward-model "
+                             "features; drop it or add --reward-model features")
         if self.reward_model == "features" and self.variant not in ("max_eta", "tr_loss"):
             raise TrirlError(f"TRIRL variant {self.variant!r} keeps per-member step sizes, which "
                              "the features reward model does not have; use variant max_eta or "
@@ -314,8 +321,9 @@ class TRIRL:
         self.beta = config.beta
         self.features = config.features
         if self.features:
-            # env.feature_spec fails here, before any compile, for an env without features.
-            self.feature_size = len(env.feature_spec)
+            # feature_spec fails here, before any compile, for an env without features.
+            self.feature_spec = feature_spec(env, config)
+            self.feature_size = len(self.feature_spec)
             self.input_dim = self.feature_size + int(self.disc_cfg.use_absorbing)
         else:
             self.input_dim = disc.input_dim(self.disc_cfg, env.observation_size,
@@ -352,7 +360,7 @@ class TRIRL:
     def _feature_x(self, stats, obs, action, next_obs) -> jax.Array:
         """Features model: ``[normalised base features, 0]`` (the indicator is 1 only in
         the absorbing state, whose features are zeroed: ``_absorbing_x``)."""
-        f = self.env.features(obs, action, next_obs)
+        f = self._features(obs, action, next_obs)
         if self.config.normalize_disc_inputs:
             f = normalizer.normalize(stats, f)
         if not self.disc_cfg.use_absorbing:
@@ -478,6 +486,10 @@ class TRIRL:
 
     # -- state ------------------------------------------------------------------------
 
+    def _features(self, obs, action, next_obs) -> jax.Array:
+        """The base features the run's reward reads, ``(..., feature_size)``."""
+        return features_lib.evaluate(jnp, self.feature_spec, obs, action, next_obs)
+
     def init(self, key: jax.Array, expert: ExpertData) -> TRIRLState:
         k_ppo, k_disc, k_buf, key = jax.random.split(key, 4)
         ppo_state = self.ppo.init(k_ppo)
@@ -485,7 +497,7 @@ class TRIRL:
         if self.features:
             buffer = fr.init(fr.head(disc_params)[0].shape[0])  # the encoding's width
             fit_opt_state = ()
-            stats = normalizer.update(normalizer.init(self.feature_size), self.env.features(
+            stats = normalizer.update(normalizer.init(self.feature_size), self._features(
                 expert.obs, self._executed(expert.actions), expert.next_obs))
         else:
             buffer = rb.init(self.buffer_cfg, k_buf, self.input_dim)
@@ -816,11 +828,25 @@ def config_from_dict(values: dict, source: str) -> TRIRLConfig:
 # ----------------------------------------------------------------------------- runs
 
 
+def feature_spec(env: envs.Env, config: TRIRLConfig) -> list[dict]:
+    """The base-feature spec a features-model run reads: the env's, or the subset
+    ``config.feature_names`` names (in the env's order); one-line error for a name the
+    env does not declare."""
+    spec = env.feature_spec
+    if not config.feature_names:
+        return spec
+    unknown = [n for n in config.feature_names if n not in env.feature_names]
+    if unknown:
+        raise TrirlError(f"TRIRL feature_names: {env.name!r} has no base feature "
+                         f"{unknown[0]!r}; it has {', '.join(env.feature_names)}")
+    return [term for term in spec if term["name"] in config.feature_names]
+
+
 def load_demos(path, env: envs.Env, config: TRIRLConfig) -> demos_lib.Demos:
     """Demos checked against ``env``; actions required when the discriminator reads them:
     inputs "sa"/"sas", or base features with action terms for the features model."""
     if config.features:
-        needs = features_lib.reads(env.feature_spec, "action")
+        needs = features_lib.reads(feature_spec(env, config), "action")
     else:
         needs = config.inputs != "ss"
     return demos_lib.load(path, env=env, require_actions=needs)
