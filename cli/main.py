@@ -31,16 +31,18 @@ def envs_cmd():
     from trirl import envs
 
     table = Table(title="trirl environments")
-    for col in ("name", "obs", "act", "dt (s)", "horizon", "description"):
+    for col in ("name", "obs", "act", "dt (s)", "horizon", "base features", "description"):
         table.add_column(col)
     for name, cls in sorted(envs.registry().items()):
+        # The features model's inputs, by the names --set feature_names=... takes.
+        features = ", ".join(term[0] for term in cls.feature_terms) or "-"
         try:
             env = envs.make(name)
         except TrirlError as exc:   # a robot model not fetched yet: say how, list the rest
-            table.add_row(name, "-", "-", "-", "-", f"{cls.description} ({exc})")
+            table.add_row(name, "-", "-", "-", "-", features, f"{cls.description} ({exc})")
             continue
         table.add_row(name, str(env.observation_size), str(env.action_size), f"{env.dt:g}",
-                      str(env.episode_length), cls.description)
+                      str(env.episode_length), features, cls.description)
     Console().print(table)
 
 

@@ -61,6 +61,7 @@ def test_envs_lists_the_point_maze_pair():
     assert result.exit_code == 0, result.output
     assert re.search(r"\bpoint_maze\b(?!_)", result.stdout), result.stdout
     assert re.search(r"\bpoint_maze_flipped\b", result.stdout), result.stdout
+    assert "goal_distance" in result.stdout  # base features, by their --set feature_names
 
 
 def test_unknown_env_is_one_line_error(tmp_path):

@@ -411,6 +411,7 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
     assert features.disc.hidden == () and features.disc.learning_rate == 1e-2
     assert features.reward_eta_floor == 80.0 and fitted.reward_eta_floor == 0.0
     assert features.variant == "tr_loss" and fitted.variant == "max_eta"
+    assert features.feature_names == ("goal_distance",) and fitted.feature_names == ()
     max_eta = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "variant=max_eta"))))
     assert max_eta.variant == "max_eta" and max_eta.reward_eta_floor == 80.0

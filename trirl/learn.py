@@ -659,16 +659,17 @@ def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
 ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 256, 128)},
                   "fit": {"hidden": (512, 256, 128)}}
 # "features_settings" apply on top of "settings" when the run uses the feature-based
-# reward model. Point Maze's is the authors' (a reward linear in the base features, no
-# encoder); a linear model needs a larger step than the MLP's 2e-4 to train at all
-# (docs/benchmarks.md: agent accuracy 0.0 at 2e-4). Its reward recursion gets a long
-# memory (reward_eta_floor 80, the TR-loss eta): with the paper's max-eta steps 3 of 6
-# seeds' rewards re-optimised, with the floor 3 of 3 (retrain and transfer 0.98). Its
-# policy takes the TR-loss variant's steps (the KL penalty eta_init 80 -> 0, the floor
-# keeping the reward's memory): TRPL's max-eta steps left 2 of 3 training policies at the
-# wall below the gap, the slower start none of 9; it needs 500k steps to reach 0.97.
+# reward model. Point Maze's (docs/benchmarks.md, "Point Maze with the authors'
+# dynamics"): a reward linear in the distance to the goal (no encoder, as the authors'),
+# which needs a larger discriminator step than the MLP's 2e-4 to train at all; a long
+# reward memory (reward_eta_floor 80, the TR-loss eta: with max-eta's steps only 3 of 6
+# seeds' rewards re-optimised); the TR-loss variant's policy steps (eta_init 80 -> 0;
+# TRPL's max-eta steps left 2 of 3 training policies at the wall below the gap) for 500k
+# steps; and no action-cost feature: the expert moves at full thrust, so the reward
+# learned to pay for thrust and fresh policies hovered near the goal instead of arriving.
 _MAZE = {"steps": 300_000, "features_steps": 500_000,
-         "features_settings": {"": {"variant": "tr_loss", "reward_eta_floor": 80.0},
+         "features_settings": {"": {"variant": "tr_loss", "reward_eta_floor": 80.0,
+                                    "feature_names": ("goal_distance",)},
                                "disc": {"hidden": (), "learning_rate": 1e-2}}}
 LEARN_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze": _MAZE,
