@@ -110,7 +110,10 @@ def run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("features")
     demos_lib.save(root / "demos.npz", _synthetic_demos(envs.make("point_maze")))
-    result = _cli(*_learn_args(root / "demos.npz", root / "run", "--reward-model", "features"))
+    # Both base features (the preset reads the distance alone): the file must read and
+    # clip actions too.
+    result = _cli(*_learn_args(root / "demos.npz", root / "run", "--reward-model", "features",
+                               "--set", "feature_names=goal_distance,action_sq_sum"))
     assert result.exit_code == 0, result.output
     result = _cli("export", root / "run", "-o", root / "f.reward")
     assert result.exit_code == 0, result.output
