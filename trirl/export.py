@@ -128,7 +128,7 @@ def _base_header(rr: RunReward, form: str) -> dict:
         "inputs": {"kind": "features" if cfg.features else cfg.inputs,
                    "absorbing_indicator": cfg.disc.use_absorbing,
                    "normalize": cfg.normalize_disc_inputs, "clip": NORMALIZE_CLIP},
-        **({"features": learn.feature_spec(env, cfg)} if cfg.features else {}),
+        **({"features": session.learner.feature_spec} if cfg.features else {}),
         "beta": float(cfg.beta),
         "units": "r / beta: the learner's reward divided by beta, the units its policy was "
                  "trained in (PPO with entropy coefficient 1 / beta)",

@@ -781,8 +781,8 @@ def preset_settings(env_name: str, settings: Optional[dict] = None) -> dict:
     "features_settings" when the run uses the feature-based reward model."""
     preset = LEARN_PRESETS.get(env_name, {})
     base, user = preset.get("settings", {}), settings or {}
-    own = merge_settings(base, user).get("", {})
-    extra = preset.get("features_settings", {}) if own.get("reward_model") == "features" else {}
+    model = merge_settings(base, user).get("", {}).get("reward_model", "fitted")
+    extra = preset.get("features_settings", {}) if model == "features" else {}
     return merge_settings(base, extra, user)
 
 
