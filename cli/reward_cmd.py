@@ -99,13 +99,14 @@ _TRAIN_OPTIONS = [
     click.option("--reward", "reward_path", type=click.Path(path_type=Path), default=None,
                  help="The .reward file to optimise (required unless --resume)."),
     click.option("--steps", type=int, default=None,
-                 help="Environment steps per seed [default: the env's preset, 1M for Point "
-                      "Maze]."),
+                 help="Environment steps per seed [default: 300k for Point Maze, else the "
+                      "reward's training budget]."),
     click.option("--seeds", type=int, default=3, show_default=True,
                  help="Independent fresh policies trained together (vmap)."),
     click.option("--seed", type=int, default=None,
-                 help="[default: the reward's training seed + 10000, so no policy shares an "
-                      "initialisation with training]."),
+                 help="[default: the reward's training seed + 10000 + its seed index, so no "
+                      "policy shares an initialisation with training or with another "
+                      "seed's re-optimisation]."),
     click.option("--run-dir", type=click.Path(path_type=Path), default=None,
                  help="Where to write the run [default: runs/<env>-<command>-<time>]."),
     click.option("--resume", type=click.Path(path_type=Path), default=None,

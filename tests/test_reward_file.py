@@ -244,6 +244,10 @@ def test_retrain_trains_fresh_policies_on_the_frozen_reward(run, tmp_path):
     assert "normalized score" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "retrain" and config["seed"] == 0 + retrain.SEED_OFFSET
+    # Seed i of a multi-seed run gets its own fresh initialisation (the slow compare test
+    # checks the exported headers end to end).
+    assert [retrain.fresh_seed({"seed": 3, "seed_index": i}) for i in range(3)] == \
+        [3 + retrain.SEED_OFFSET + i for i in range(3)]
     assert config["env_overrides"] == {"episode_length": 6, "goal_radius": 0.3}
     assert config["ppo"]["num_envs"] == 4 and config["ppo"]["hidden"] == [8]
     assert config["reference"]["expert_return_mean"] == REFERENCE["expert_return_mean"]

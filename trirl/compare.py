@@ -417,10 +417,10 @@ def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,
             retrain.resume(run_dir, show_progress=show_progress)
         else:
             overrides = None if target == env_name else _env_overrides(config, target)
-            # Seed i's reward gets its own fresh policy, seeded apart from training.
+            # Seed i's reward gets its own fresh policy, seeded apart from training
+            # (retrain.fresh_seed: --seed + SEED_OFFSET + i, from the reward's header).
             retrain.train(reward, env_name=target, transfer=kind == "transfer", run_dir=run_dir,
                           steps=config.steps, seeds=1,
-                          seed=config.seed + retrain.SEED_OFFSET + i,
                           env_overrides=overrides, demos=config.demo_files.get(target),
                           checkpoint_every=config.checkpoint_every,
                           show_progress=show_progress, backend=config.backend)

@@ -7,9 +7,10 @@ must have the reward's observation layout. The run directory is like a learner's
 file; at the end the policies are evaluated on the true task reward and the result is
 written to ``evaluation.json`` (normalised score: expert = 1, random = 0).
 
-Seeds differ from training by construction: ``seed`` defaults to the training seed
-plus :data:`SEED_OFFSET`, so no retrained policy shares an initialisation with the
-learner's.
+Seeds differ from training by construction: ``seed`` defaults to :func:`fresh_seed`
+(the training seed plus :data:`SEED_OFFSET` plus the reward's seed index), so no
+retrained policy shares an initialisation with the learner's, and the rewards of a
+multi-seed run's seeds are not all re-optimised from one and the same initialisation.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ from trirl.rewards._file import file_sha256
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
 DEFAULT_STEPS = {"point_maze": 300_000, "point_maze_flipped": 300_000}
+
+
+def fresh_seed(provenance: dict) -> int:
+    """Default seed of the fresh policies for a reward with this header provenance.
+
+    Offset by the seed index too: without it every seed of a ``--seeds N`` run would be
+    re-optimised from the same initialisation, so one unlucky start (e.g. a policy that
+    stops at a wall) would hit all N rewards at once and look like a reward property."""
+    return int(provenance.get("seed", 0)) + SEED_OFFSET + int(provenance.get("seed_index", 0))
 
 
 def learned_reward(reward: rewards.Reward) -> LearnedReward:
@@ -104,7 +114,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
     if seed is None:
-        seed = int(prov.get("seed", 0)) + SEED_OFFSET
+        seed = fresh_seed(prov)
     reference = _reference(reward, env_name, demos)
     kind = "transfer" if transfer else "retrain"
     devices = sharding.for_training(env.backend_name, cfg.num_envs).devices  # checks num_envs
