@@ -117,6 +117,11 @@ _TRAIN_OPTIONS = [
     click.option("--set", "ppo_set", multiple=True, metavar="KEY=VALUE",
                  help="PPO setting over the one the reward was learned with, e.g. "
                       "--set learning_rate=3e-4."),
+    click.option("--kl-penalty", type=float, default=0.0, show_default=True, metavar="ETA",
+                 help="TR-loss policy steps instead of TRPL's: a KL(pi || pi_old) penalty "
+                      "decaying linearly from ETA to 0 over the run (e.g. 80, as the "
+                      "TR-loss learner); slow early steps help a fresh policy past a local "
+                      "optimum of the frozen reward."),
     click.option("--checkpoint-every", type=int, default=50, show_default=True),
     backend_option(NEW_RUN_BACKEND),
 ]
@@ -129,7 +134,7 @@ def _with_train_options(fn):
 
 
 def _reoptimise(transfer, reward_path, env_name, steps, seeds, seed, run_dir, resume, demos,
-                ppo_set, checkpoint_every, backend):
+                ppo_set, kl_penalty, checkpoint_every, backend):
     from trirl import retrain
     from trirl.errors import TrirlError
     from trirl.expert import parse_overrides
@@ -143,7 +148,8 @@ def _reoptimise(transfer, reward_path, env_name, steps, seeds, seed, run_dir, re
         run = retrain.train(reward_path, env_name=env_name, transfer=transfer, run_dir=run_dir,
                             steps=steps, seeds=seeds, seed=seed,
                             ppo_overrides=parse_overrides(ppo_set, PPOConfig, "PPO"),
-                            demos=demos, checkpoint_every=checkpoint_every, backend=backend)
+                            demos=demos, checkpoint_every=checkpoint_every, backend=backend,
+                            kl_penalty=kl_penalty)
     _print_evaluation(run)
 
 

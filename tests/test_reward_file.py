@@ -267,6 +267,25 @@ def test_retrain_trains_fresh_policies_on_the_frozen_reward(run, tmp_path):
                                              np.zeros(len(obs), bool))), reward(obs, act), **TOL)
 
 
+def test_retrain_kl_penalty_takes_tr_loss_steps(run, tmp_path):
+    """--kl-penalty: no projection, and the penalty weight decays linearly to 0 over the
+    run (3 iterations: 80, 80 * 2/3, 80 * 1/3, by hand)."""
+    out = tmp_path / "kl"
+    result = _cli("retrain", "--reward", run["file"], "--steps", 48, "--seeds", 1,
+                  "--kl-penalty", 80, "--run-dir", out)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["kl_penalty"] == 80.0 and config["ppo"]["trust_region"] is None
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([x["kl_coef"] for x in lines], [80.0, 160 / 3, 80 / 3],
+                               rtol=1e-6)
+    assert all(np.isfinite(x["kl_penalty"]) and "tr_loss" not in x for x in lines)
+    result = _cli("retrain", "--reward", run["file"], "--kl-penalty", -1,
+                  "--run-dir", tmp_path / "never")
+    assert result.exit_code != 0 and "--kl-penalty must be >= 0" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
+
+
 def test_transfer_needs_an_env_and_uses_its_reference(run, tmp_path):
     result = _cli("transfer", "--reward", run["file"], "--run-dir", tmp_path / "never")
     assert result.exit_code == 2 and "needs --env" in result.output

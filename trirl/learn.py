@@ -74,7 +74,8 @@ from trirl import envs, normalizer, sharding, trpl
 from trirl import feature_reward as fr
 from trirl import reward_buffer as rb
 from trirl.errors import TrirlError
-from trirl.ppo import PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustRegionConfig, all_finite
+from trirl.ppo import (PPO, LearnedReward, PPOConfig, PPOState, Rollout, TrustRegionConfig,
+                       all_finite, linear_decay)
 from trirl.rewards import features as features_lib
 
 Params = Any
@@ -443,10 +444,9 @@ class TRIRL:
 
     def tr_loss_eta(self, iteration: jax.Array) -> jax.Array:
         """Penalty weight of the ``tr_loss`` variant at a (0-based) iteration."""
-        eta = jnp.asarray(self.config.eta_init, jnp.float32)
         if self.config.eta_schedule == "linear":
-            eta = eta * jnp.maximum(0.0, 1.0 - iteration.astype(jnp.float32) / self.num_iterations)
-        return eta
+            return linear_decay(self.config.eta_init, iteration, self.num_iterations)
+        return jnp.asarray(self.config.eta_init, jnp.float32)
 
     # -- progress metrics -------------------------------------------------------------
 

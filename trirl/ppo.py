@@ -248,10 +248,10 @@ class PPO:
                            rollout.absorbing)
         return r, self.reward.absorbing_reward(reward_params)
 
-    def update(self, state: PPOState, rollout: Rollout,
-               reward_params: Params = None) -> tuple[PPOState, dict]:
+    def update(self, state: PPOState, rollout: Rollout, reward_params: Params = None,
+               kl_coef: Optional[jax.Array] = None) -> tuple[PPOState, dict]:
         rewards, r_abs = self.rewards(rollout, reward_params)
-        return self.update_with_rewards(state, rollout, rewards, r_abs)
+        return self.update_with_rewards(state, rollout, rewards, r_abs, kl_coef=kl_coef)
 
     def update_with_rewards(self, state: PPOState, rollout: Rollout, rewards: jax.Array,
                             absorbing_reward: jax.Array, kl_coef: Optional[jax.Array] = None
@@ -355,14 +355,23 @@ class PPO:
 
     # -- one iteration ----------------------------------------------------------------
 
-    def iteration(self, state: PPOState, reward_params: Params = None) -> tuple[PPOState, dict]:
-        """collect + update; metrics include the finished episodes' true returns and a
-        ``finite`` flag (all parameters finite) so the driver can stop on divergence."""
+    def iteration(self, state: PPOState, reward_params: Params = None,
+                  kl_coef: Optional[jax.Array] = None) -> tuple[PPOState, dict]:
+        """collect + update (``kl_coef``: as :meth:`update_with_rewards`); metrics include
+        the finished episodes' true returns and a ``finite`` flag (all parameters finite)
+        so the driver can stop on divergence."""
         state, rollout, ep_stats = self.collect(state)
-        state, metrics = self.update(state, rollout, reward_params)
+        state, metrics = self.update(state, rollout, reward_params, kl_coef=kl_coef)
         metrics.update(ep_stats)
         metrics["finite"] = all_finite((state.actor, state.critic))
         return state, metrics
+
+
+def linear_decay(value: float, iteration: jax.Array, num_iterations: int) -> jax.Array:
+    """``value`` decayed linearly to 0 over ``num_iterations`` (0-based ``iteration``): the
+    TR-loss penalty schedule (paper Sec. 4.3), large steps late, small ones early."""
+    frac = 1.0 - jnp.asarray(iteration, jnp.float32) / num_iterations
+    return jnp.float32(value) * jnp.maximum(0.0, frac)
 
 
 def all_finite(tree) -> jax.Array:

@@ -25,7 +25,7 @@ import jax
 import trirl
 from trirl import envs, rewards, sharding
 from trirl.errors import TrirlError
-from trirl.ppo import PPO, LearnedReward, PPOConfig
+from trirl.ppo import PPO, LearnedReward, PPOConfig, linear_decay
 from trirl.report import EVALUATION_FILE
 from trirl.rewards._file import file_sha256
 
@@ -76,7 +76,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
           seed: Optional[int] = None, ppo_overrides: Optional[dict] = None,
           env_overrides: Optional[dict] = None, demos: Optional[Path] = None,
           checkpoint_every: int = 50, show_progress: bool = True,
-          backend: Optional[str] = None) -> Path:
+          backend: Optional[str] = None, kl_penalty: float = 0.0) -> Path:
     """Train fresh PPO policies on a frozen reward; returns the run directory.
 
     Args:
@@ -87,6 +87,12 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         :func:`_reference`].
       backend: physics backend "mjx", "c" or "auto" [default: auto: MJX on a GPU, MuJoCo
         C on a CPU]; recorded in ``config.json`` for ``resume``.
+      kl_penalty: > 0: the TR-loss learner's policy steps (``variant="tr_loss"``) instead
+        of TRPL's: no projection, ``eta * KL(pi || pi_behaviour)`` in the loss with eta
+        decaying linearly from ``kl_penalty`` to 0 over the run. Small steps while the
+        value function is still wrong keep a fresh policy from committing early to a local
+        optimum of the frozen reward (on Point Maze: pushing into the wall nearest the
+        goal); 0 keeps the reward's own PPO settings.
     """
     from trirl.expert import claim_run_dir, ppo_config_from_dict
     from trirl.runner import write_json_atomic
@@ -110,6 +116,11 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         raise TrirlError(f"invalid PPO setting: {exc}") from None
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
+    if not kl_penalty >= 0:  # NaN included
+        raise TrirlError(f"--kl-penalty must be >= 0 (got {kl_penalty}); e.g. 80, the "
+                         "TR-loss learner's eta_init")
+    if kl_penalty:
+        cfg = dataclasses.replace(cfg, trust_region=None)  # the penalty replaces TRPL
     steps = int(steps or DEFAULT_STEPS.get(env_name, prov.get("env_steps") or 5_000_000))
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
@@ -128,7 +139,8 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
               "reward_sha256": file_sha256(reward_path),
               "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
               "devices": devices,
-              "seed": seed, "total_steps": num_iterations * cfg.batch_size,
+              "seed": seed, "kl_penalty": float(kl_penalty),
+              "total_steps": num_iterations * cfg.batch_size,
               "num_iterations": num_iterations, "checkpoint_every": checkpoint_every,
               "trirl_version": trirl.__version__}
     write_json_atomic(run_dir / "config.json", record)  # written last: it marks a run
@@ -149,7 +161,16 @@ def _iterate_fn(run: Any, reward: rewards.Reward, placement: sharding.Placement)
 
     ppo = PPO(run.env, run.ppo.config, reward=learned_reward(reward))
     params = reward.jax_params()
-    iterate = placement.jit(jax.vmap(ppo.iteration, in_axes=(0, None)))
+    kl_penalty, num_iterations = run.config.get("kl_penalty", 0.0), run.config["num_iterations"]
+
+    def iteration(state, reward_params):
+        if not kl_penalty:
+            return ppo.iteration(state, reward_params)
+        kl_coef = linear_decay(kl_penalty, state.iteration, num_iterations)
+        state, metrics = ppo.iteration(state, reward_params, kl_coef=kl_coef)
+        return state, {**metrics, "kl_coef": kl_coef}
+
+    iterate = placement.jit(jax.vmap(iteration, in_axes=(0, None)))
     reference = run.config.get("reference")
 
     def step(state):
