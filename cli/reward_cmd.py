@@ -99,8 +99,8 @@ _TRAIN_OPTIONS = [
     click.option("--reward", "reward_path", type=click.Path(path_type=Path), default=None,
                  help="The .reward file to optimise (required unless --resume)."),
     click.option("--steps", type=int, default=None,
-                 help="Environment steps per seed [default: 300k for Point Maze, else the "
-                      "reward's training budget]."),
+                 help="Environment steps per seed [default: the reward's training "
+                      "budget, from its header]."),
     click.option("--seeds", type=int, default=3, show_default=True,
                  help="Independent fresh policies trained together (vmap)."),
     click.option("--seed", type=int, default=None,
@@ -117,11 +117,12 @@ _TRAIN_OPTIONS = [
     click.option("--set", "ppo_set", multiple=True, metavar="KEY=VALUE",
                  help="PPO setting over the one the reward was learned with, e.g. "
                       "--set learning_rate=3e-4."),
-    click.option("--kl-penalty", type=float, default=0.0, show_default=True, metavar="ETA",
+    click.option("--kl-penalty", type=float, default=None, metavar="ETA",
                  help="TR-loss policy steps instead of TRPL's: a KL(pi || pi_old) penalty "
-                      "decaying linearly from ETA to 0 over the run (e.g. 80, as the "
-                      "TR-loss learner); slow early steps help a fresh policy past a local "
-                      "optimum of the frozen reward."),
+                      "decaying linearly from ETA to 0 over the run; slow early steps help "
+                      "a fresh policy past a local optimum of the frozen reward. 0: the "
+                      "reward's recorded PPO steps [default: the learner's: its eta_init "
+                      "for a tr_loss reward, else 0]."),
     click.option("--checkpoint-every", type=int, default=50, show_default=True),
     backend_option(NEW_RUN_BACKEND),
 ]

@@ -205,6 +205,29 @@ def test_fitted_form_of_a_features_run(run, tmp_path):
     assert np.all(np.isfinite(reward(obs, act, nxt)))
 
 
+def test_retrain_takes_the_tr_loss_learners_steps_and_budget(run, tmp_path):
+    """The preset's run is a tr_loss run: by default a fresh policy on its reward takes the
+    same policy steps (no projection, KL penalty eta_init = 80 decaying to 0) for the
+    learner's budget (4 iterations: 80, 60, 40, 20 by hand); --kl-penalty 0 opts out."""
+    prov = rewards.load(run["file"]).header["provenance"]
+    assert prov["variant"] == "tr_loss" and prov["eta_init"] == 80.0
+    assert prov["eta_schedule"] == "linear" and prov["ppo"]["trust_region"] is None
+    out = tmp_path / "re"
+    result = _cli("retrain", "--reward", run["file"], "--seeds", 1, "--run-dir", out)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["kl_penalty"] == 80.0 and config["total_steps"] == prov["env_steps"] == 64
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([r["kl_coef"] for r in rows], [80.0, 60.0, 40.0, 20.0])
+    out = tmp_path / "plain"
+    result = _cli("retrain", "--reward", run["file"], "--seeds", 1, "--steps", 16,
+                  "--kl-penalty", 0, "--run-dir", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["kl_penalty"] == 0.0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and "kl_coef" not in rows[0]
+
+
 def test_a_state_only_subset_learns_from_observation_only_demos(tmp_path):
     """``feature_names=goal_distance``: the reward reads that feature alone, so demos
     without actions suffice, the file does not read actions, and it still reproduces

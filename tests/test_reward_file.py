@@ -244,6 +244,7 @@ def test_retrain_trains_fresh_policies_on_the_frozen_reward(run, tmp_path):
     assert "normalized score" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "retrain" and config["seed"] == 0 + retrain.SEED_OFFSET
+    assert config["kl_penalty"] == 0.0  # a max-eta reward: its learner's TRPL steps
     # Seed i of a multi-seed run gets its own fresh initialisation (the slow compare test
     # checks the exported headers end to end).
     assert [retrain.fresh_seed({"seed": 3, "seed_index": i}) for i in range(3)] == \

@@ -136,7 +136,11 @@ def _base_header(rr: RunReward, form: str) -> dict:
         "provenance": {
             "algorithm": cfg.algo,
             **({"variant": cfg.variant, "k": None if cfg.features else cfg.capacity,
-                "eps": cfg.eps} if not cfg.baseline else
+                "eps": cfg.eps,
+                # TR-loss policy steps (no projection: "ppo" below has no trust region);
+                # `trirl retrain` takes the same steps by default.
+                **({"eta_init": float(cfg.eta_init), "eta_schedule": cfg.eta_schedule}
+                   if cfg.variant == "tr_loss" else {})} if not cfg.baseline else
                {"variant": cfg.gail_reward if cfg.algo == "gail" else None,
                 "k": None, "eps": None}),
             "reward_model": cfg.reward_model, "iterations": rr.iterations,

@@ -31,7 +31,7 @@ from trirl.rewards._file import file_sha256
 
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
-DEFAULT_STEPS = {"point_maze": 300_000, "point_maze_flipped": 300_000}
+FALLBACK_STEPS = 5_000_000  # for a header without the learner's budget
 
 
 def fresh_seed(provenance: dict) -> int:
@@ -41,6 +41,16 @@ def fresh_seed(provenance: dict) -> int:
     re-optimised from the same initialisation, so one unlucky start (e.g. a policy that
     stops at a wall) would hit all N rewards at once and look like a reward property."""
     return int(provenance.get("seed", 0)) + SEED_OFFSET + int(provenance.get("seed_index", 0))
+
+
+def learner_kl_penalty(provenance: dict) -> float:
+    """Default ``kl_penalty``: the learner's own policy steps. A ``tr_loss`` reward was
+    learned by a policy under a decaying KL penalty, not TRPL (its recorded PPO config has
+    no trust region), so a fresh policy on it takes the same steps: eta_init -> 0. Any
+    other reward: 0 (its recorded PPO config, TRPL or plain clipping)."""
+    if provenance.get("variant") != "tr_loss":
+        return 0.0
+    return float(provenance.get("eta_init", 80.0))  # 80: TRIRLConfig's, before it was recorded
 
 
 def learned_reward(reward: rewards.Reward) -> LearnedReward:
@@ -76,7 +86,7 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
           seed: Optional[int] = None, ppo_overrides: Optional[dict] = None,
           env_overrides: Optional[dict] = None, demos: Optional[Path] = None,
           checkpoint_every: int = 50, show_progress: bool = True,
-          backend: Optional[str] = None, kl_penalty: float = 0.0) -> Path:
+          backend: Optional[str] = None, kl_penalty: Optional[float] = None) -> Path:
     """Train fresh PPO policies on a frozen reward; returns the run directory.
 
     Args:
@@ -87,12 +97,14 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         :func:`_reference`].
       backend: physics backend "mjx", "c" or "auto" [default: auto: MJX on a GPU, MuJoCo
         C on a CPU]; recorded in ``config.json`` for ``resume``.
+      steps: env steps per seed [default: the learner's budget, from the header].
       kl_penalty: > 0: the TR-loss learner's policy steps (``variant="tr_loss"``) instead
         of TRPL's: no projection, ``eta * KL(pi || pi_behaviour)`` in the loss with eta
         decaying linearly from ``kl_penalty`` to 0 over the run. Small steps while the
         value function is still wrong keep a fresh policy from committing early to a local
         optimum of the frozen reward (on Point Maze: pushing into the wall nearest the
-        goal); 0 keeps the reward's own PPO settings.
+        goal); 0 keeps the reward's own PPO settings [default:
+        :func:`learner_kl_penalty`, the steps the reward was learned with].
     """
     from trirl.expert import claim_run_dir, ppo_config_from_dict
     from trirl.runner import write_json_atomic
@@ -116,12 +128,14 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         raise TrirlError(f"invalid PPO setting: {exc}") from None
     if seeds < 1:
         raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
+    if kl_penalty is None:
+        kl_penalty = learner_kl_penalty(prov)
     if not kl_penalty >= 0:  # NaN included
         raise TrirlError(f"--kl-penalty must be >= 0 (got {kl_penalty}); e.g. 80, the "
                          "TR-loss learner's eta_init")
     if kl_penalty:
         cfg = dataclasses.replace(cfg, trust_region=None)  # the penalty replaces TRPL
-    steps = int(steps or DEFAULT_STEPS.get(env_name, prov.get("env_steps") or 5_000_000))
+    steps = int(steps or prov.get("env_steps") or FALLBACK_STEPS)
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
     if seed is None:
