@@ -423,9 +423,16 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
     mine = learn.build_config(learn.preset_settings(
         "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
     assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2
-    # Envs without a feature preset keep the paper defaults.
+    # HalfCheetah's (and its variants') feature model is linear, with the paper's policy
+    # steps; envs without a feature preset keep the paper defaults.
+    for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars"):
+        cheetah = learn.build_config(learn.preset_settings(
+            name, learn.parse_settings(("reward_model=features",))))
+        assert cheetah.disc.hidden == () and cheetah.disc.learning_rate == 1e-2
+        assert cheetah.variant == "max_eta" and cheetah.reward_eta_floor == 0.0
+        assert learn.build_config(learn.preset_settings(name)).disc == learn.TRIRLConfig().disc
     other = learn.build_config(learn.preset_settings(
-        "halfcheetah", learn.parse_settings(("reward_model=features",))))
+        "hopper", learn.parse_settings(("reward_model=features",))))
     assert other.disc == learn.TRIRLConfig().disc
 
 
