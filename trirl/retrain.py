@@ -92,12 +92,12 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
     Args:
       env_name: target environment [retrain: the reward's own; transfer: required].
       transfer: label the run a transfer (Table 1's third column).
+      steps: env steps per seed [default: the learner's budget, from the header].
       ppo_overrides: over the PPO config the reward was learned with (its header).
       demos: demo file with the target env's expert/random returns [default: see
         :func:`_reference`].
       backend: physics backend "mjx", "c" or "auto" [default: auto: MJX on a GPU, MuJoCo
         C on a CPU]; recorded in ``config.json`` for ``resume``.
-      steps: env steps per seed [default: the learner's budget, from the header].
       kl_penalty: > 0: the TR-loss learner's policy steps (``variant="tr_loss"``) instead
         of TRPL's: no projection, ``eta * KL(pi || pi_behaviour)`` in the loss with eta
         decaying linearly from ``kl_penalty`` to 0 over the run. Small steps while the
