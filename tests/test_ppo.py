@@ -376,6 +376,24 @@ def test_loss_matches_numpy(pm, crafted, normalize_advantages):
                                atol=1e-6)
 
 
+def test_kl_penalty_adds_the_closed_form_kl(pm, crafted):
+    """``kl_coef`` (TR-loss steps: the learner's tr_loss variant, ``trirl retrain
+    --kl-penalty``) adds ``kl_coef * mean KL(pi || pi_behaviour)``; the KL of diagonal
+    Gaussians in float64 by hand."""
+    ppo = PPO(pm.env, CFG)
+    params, obs_stats, mb, adv, ret = _minibatch(ppo, crafted, perturb_actor=True)
+    loss = jax.jit(ppo._loss)
+    base, _ = loss(params, obs_stats, mb, adv, ret)
+    total, aux = loss(params, obs_stats, mb, adv, ret, kl_coef=jnp.float32(7.0))
+    mean, std = np_policy(params[0], obs_stats, mb.obs)
+    old_mean, old_std = np.asarray(mb.mean, np.float64), np.asarray(mb.std, np.float64)[0]
+    kl = np.sum(np.log(old_std / std) + (std ** 2 + (mean - old_mean) ** 2)
+                / (2 * old_std ** 2) - 0.5, axis=-1)
+    assert np.mean(kl) > 1e-4  # the perturbed actor is away from the behaviour policy
+    np.testing.assert_allclose(aux["kl_penalty"], np.mean(kl), rtol=1e-4)
+    np.testing.assert_allclose(float(total) - float(base), 7.0 * np.mean(kl), rtol=1e-3)
+
+
 def test_trust_region_loss_uses_the_projected_policy(pm, crafted):
     cfg = dataclasses.replace(CFG, trust_region=TR)
     ppo = PPO(pm.env, cfg)
