@@ -659,25 +659,28 @@ def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
 ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 256, 128)},
                   "fit": {"hidden": (512, 256, 128)}}
 # "features_settings" apply on top of "settings" when the run uses the feature-based
-# reward model. Point Maze's (docs/benchmarks.md, "Point Maze with the authors'
-# dynamics"): a reward linear in the distance to the goal (no encoder, as the authors'),
-# which needs a larger discriminator step than the MLP's 2e-4 to train at all; a long
-# reward memory (reward_eta_floor 80, the TR-loss eta: with max-eta's steps only 3 of 6
-# seeds' rewards re-optimised); the TR-loss variant's policy steps (eta_init 80 -> 0;
-# TRPL's max-eta steps left 2 of 3 training policies at the wall below the gap) for 500k
-# steps; and no action-cost feature: the expert moves at full thrust, so the reward
-# learned to pay for thrust and fresh policies hovered near the goal instead of arriving.
+# reward model. A reward linear in the base features (no encoder, as the authors' for
+# Point Maze) needs a larger discriminator step than the MLP's 2e-4 to train at all
+# (docs/benchmarks.md: agent accuracy 0.0 at 2e-4).
+_LINEAR_FEATURES = {"hidden": (), "learning_rate": 1e-2}
+# Point Maze's (docs/benchmarks.md, "Point Maze with the authors' dynamics"): linear in
+# the distance to the goal; a long reward memory (reward_eta_floor 80, the TR-loss eta:
+# with max-eta's steps only 3 of 6 seeds' rewards re-optimised); the TR-loss variant's
+# policy steps (eta_init 80 -> 0; TRPL's max-eta steps left 2 of 3 training policies at
+# the wall below the gap) for 500k steps; and no action-cost feature: the expert moves at
+# full thrust, so the reward learned to pay for thrust and fresh policies hovered near
+# the goal instead of arriving.
 _MAZE = {"steps": 300_000, "features_steps": 500_000,
          "features_settings": {"": {"variant": "tr_loss", "reward_eta_floor": 80.0,
                                     "feature_names": ("goal_distance",)},
-                               "disc": {"hidden": (), "learning_rate": 1e-2}}}
+                               "disc": _LINEAR_FEATURES}}
 # HalfCheetah's feature model (docs/benchmarks.md, "HalfCheetah: Training / Retraining /
 # Transfer"): linear in forward velocity and sum a^2, no encoder. With the paper's
 # 256-256 encoder one of 3 seeds' rewards had a second optimum running backwards (the
 # tanh encoder's extrapolation to velocities no one visits) and re-optimised scores were
 # -0.13 +- 0.37; linear rewards all rise with velocity and every fresh policy runs
 # forward (retraining 0.40 +- 0.05, wind 0.54 +- 0.13, Mars 0.53 +- 0.03 over 3 seeds).
-_CHEETAH = {"features_settings": {"disc": {"hidden": (), "learning_rate": 1e-2}}}
+_CHEETAH = {"features_settings": {"disc": _LINEAR_FEATURES}}
 LEARN_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze": _MAZE,
     "point_maze_flipped": _MAZE,
