@@ -32,6 +32,12 @@ from trirl.cli.options import backend_option, friendly
 @click.option("--transfer", multiple=True, metavar="ENV=TARGET",
               help="Optimise each seed's reward on TARGET, e.g. "
                    "point_maze=point_maze_flipped (repeatable).")
+@click.option("--retrain-steps", type=int, default=None,
+              help="Environment steps of each retrain/transfer run [default: --steps, else "
+                   "the reward's training budget].")
+@click.option("--retrain-set", multiple=True, metavar="KEY=VALUE",
+              help="PPO setting of every retrain/transfer run, as `trirl retrain --set` "
+                   "(e.g. init_std=0.2).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Learner setting for every cell, as `trirl learn --set`.")
 @click.option("--env-set", multiple=True, metavar="KEY=VALUE",
@@ -53,8 +59,8 @@ def compare(**options):
     friendly(_compare)(**options)
 
 
-def _compare(envs, algos, seeds, seed, steps, out, demos, retrain, transfer, settings,
-             env_set, checkpoint_every, in_process, bootstrap_reps, report_only, backend):
+def _compare(envs, algos, seeds, seed, steps, out, demos, retrain, transfer, retrain_steps,
+             retrain_set, settings, env_set, checkpoint_every, in_process, bootstrap_reps, report_only, backend):
     from trirl import compare as compare_lib
     from trirl import compare_report
 
@@ -70,6 +76,7 @@ def _compare(envs, algos, seeds, seed, steps, out, demos, retrain, transfer, set
             transfer=compare_lib.parse_pairs(transfer, "--transfer",
                                              "point_maze=point_maze_flipped"),
             settings=tuple(settings), env_settings=tuple(env_set),
+            retrain_steps=retrain_steps, retrain_settings=tuple(retrain_set),
             checkpoint_every=checkpoint_every, backend=backend, isolate=not in_process,
             bootstrap_reps=bootstrap_reps)
         summary = compare_lib.run_grid(config, out, log=lambda m: click.echo(m, err=True))

@@ -9,10 +9,12 @@ trirl cell's final checkpoint must make the next run resume it from the one befo
 reproducing the original iteration exactly.
 """
 
+import dataclasses
 import json
 import os
 import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,6 +225,8 @@ def test_rerun_skips_finished_cells(grid):
     (("--set", "ppo.nope=1"), "--set"),
     (("--set", "algo=gail"), "--algos"),
     (("--set", "reward_model=features"), "trirl_features"),
+    (("--retrain-set", "nope=1"), "--retrain-set: PPO has no setting 'nope'"),
+    (("--retrain-steps", "0"), "--retrain-steps must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expect):
     result = _cli("compare", "--out", tmp_path / "never", *args)
@@ -250,6 +254,45 @@ def test_rerun_with_other_settings_is_refused(grid):
     result = _cli(*args)
     assert result.exit_code == 2 and "seeds=2" in result.output and "--out" in result.output
     assert (grid["out"] / compare.GRID_FILE).read_text() == before
+
+
+def test_grid_written_before_the_retrain_settings_resumes(grid, tmp_path):
+    """compare.json files from before --retrain-steps/--retrain-set lack those keys; they
+    ran with the defaults, so a rerun with the defaults is the same grid, another is not."""
+    out = tmp_path / "old"
+    out.mkdir()
+    old = json.loads((grid["out"] / compare.GRID_FILE).read_text())
+    del old["retrain_steps"], old["retrain_settings"]
+    (out / compare.GRID_FILE).write_text(json.dumps(old))
+    config = compare.CompareConfig.from_json(old)
+    assert compare._check_out(config, out) == old
+    with pytest.raises(TrirlError, match="retrain_settings=.*init_std=0.2"):
+        compare._check_out(dataclasses.replace(config, retrain_settings=("init_std=0.2",)), out)
+
+
+def test_retrain_steps_and_settings_reach_every_reoptimisation(grid, tmp_path, monkeypatch):
+    """Each seed's reward is re-optimised with --retrain-steps and --retrain-set's PPO
+    overrides (a stand-in for retrain.train records the calls)."""
+    from trirl import retrain
+
+    cell = tmp_path / "cell"
+    shutil.copytree(_cell(grid, "trirl"), cell)
+    calls = []
+    monkeypatch.setattr(retrain, "train", lambda reward, **kw: calls.append((reward, kw)))
+    config = compare.CompareConfig(envs=("point_maze",), seeds=SEEDS, steps=STEPS,
+                                   retrain=True, transfer=(("point_maze", "point_maze_flipped"),),
+                                   retrain_steps=48, retrain_settings=("init_std=0.2",))
+    compare._reoptimise_stage(config, cell, "point_maze", show_progress=False)
+    assert [(Path(r).name, kw["env_name"], kw["transfer"]) for r, kw in calls] == [
+        (f"seed{i}.reward", env, env != "point_maze")
+        for env in ("point_maze", "point_maze_flipped") for i in range(SEEDS)]
+    assert {(kw["steps"], kw["seeds"], str(kw["ppo_overrides"])) for _, kw in calls} == {
+        (48, 1, str({"init_std": 0.2}))}
+    # Without them: the grid's --steps and the reward's own PPO settings.
+    calls.clear()
+    compare._reoptimise_stage(dataclasses.replace(config, retrain_steps=None, retrain_settings=()),
+                              cell, "point_maze", show_progress=False)
+    assert {(kw["steps"], str(kw["ppo_overrides"])) for _, kw in calls} == {(STEPS, "{}")}
 
 
 def test_a_failing_cell_does_not_stop_the_grid(grid, monkeypatch):
@@ -376,5 +419,6 @@ def test_sigterm_stops_the_grid_even_if_the_child_dies_of_it(monkeypatch, tmp_pa
 def test_config_round_trips_through_json():
     config = compare.CompareConfig(envs=("point_maze",), demos=(("point_maze", "d.npz"),),
                                    transfer=(("point_maze", "point_maze_flipped"),),
-                                   settings=("eps=0.5",))
+                                   settings=("eps=0.5",), retrain_steps=10,
+                                   retrain_settings=("init_std=0.2",))
     assert compare.CompareConfig.from_json(json.loads(json.dumps(config.to_json()))) == config

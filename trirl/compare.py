@@ -64,7 +64,7 @@ LEARN_DIR = "learn"
 # Settings that decide what a cell's run is: a rerun that changes them would mix runs
 # of different experiments under one report, so it is refused.
 RUN_DEFINING = ("seeds", "seed", "steps", "settings", "env_settings", "checkpoint_every",
-                "backend")
+                "backend", "retrain_steps", "retrain_settings")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,11 @@ class CompareConfig:
       transfer: ``((env, target), ...)``: the same on a changed environment.
       settings / env_settings: ``KEY=VALUE`` strings as `trirl learn --set` / `--env-set`
         take them, for every cell (kept as text: JSON-able, and compared on rerun).
+      retrain_steps: env steps of each retrain/transfer run [None: ``steps``, else the
+        learner's budget from the reward's header].
+      retrain_settings: PPO ``KEY=VALUE`` strings for those runs, as `trirl retrain --set`
+        takes them (e.g. ``init_std=0.2``: a fresh policy need not spend its budget
+        shrinking the learner's initial std).
       isolate: a child process per cell (module docstring, *Resources*).
       bootstrap_reps / bootstrap_seed: the report's confidence intervals.
     """
@@ -98,6 +103,8 @@ class CompareConfig:
     env_settings: tuple[str, ...] = ()
     checkpoint_every: int = 50
     backend: Optional[str] = None
+    retrain_steps: Optional[int] = None
+    retrain_settings: tuple[str, ...] = ()
     isolate: bool = True
     bootstrap_reps: int = 50_000
     bootstrap_seed: int = 0
@@ -154,6 +161,16 @@ def _env_overrides(config: CompareConfig, env_name: str) -> dict:
         raise TrirlError(f"--env-set applies to every env of the grid: {exc}") from None
 
 
+def _retrain_overrides(config: CompareConfig) -> dict:
+    from trirl.expert import parse_overrides
+    from trirl.ppo import PPOConfig
+
+    try:
+        return parse_overrides(config.retrain_settings, PPOConfig, "PPO")
+    except TrirlError as exc:
+        raise TrirlError(f"--retrain-set: {exc}") from None
+
+
 def _demos_for(config: CompareConfig, env_name: str) -> Optional[Path]:
     from trirl.evaluation import bundled_demos
 
@@ -180,6 +197,10 @@ def check(config: CompareConfig) -> None:
     if config.steps is not None and config.steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {config.steps}); or omit it for the "
                          "env's preset")
+    if config.retrain_steps is not None and config.retrain_steps < 1:
+        raise TrirlError(f"--retrain-steps must be >= 1 (got {config.retrain_steps}); or omit "
+                         "it for --steps")
+    _retrain_overrides(config)
     if config.checkpoint_every < 1:
         raise TrirlError(f"--checkpoint-every must be >= 1 (got {config.checkpoint_every})")
     if config.bootstrap_reps < 1:
@@ -253,8 +274,10 @@ def _check_out(config: CompareConfig, out: Path) -> Optional[dict]:
         return None
     old = json.loads(path.read_text())
     new = config.to_json()
+    # A grid written before a setting existed ran with its default.
+    defaults = CompareConfig().to_json()
     for name in RUN_DEFINING:
-        if old.get(name) != new.get(name):
+        if old.get(name, defaults[name]) != new[name]:
             raise TrirlError(f"--out {out} holds a grid with {name}={old.get(name)!r}, not "
                              f"{new.get(name)!r}; rerun with the same setting to resume it, "
                              "or pick another --out")
@@ -420,7 +443,8 @@ def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,
             # Seed i's reward gets its own fresh policy, seeded apart from training
             # (retrain.fresh_seed: --seed + SEED_OFFSET + i, from the reward's header).
             retrain.train(reward, env_name=target, transfer=kind == "transfer", run_dir=run_dir,
-                          steps=config.steps, seeds=1,
+                          steps=config.retrain_steps or config.steps, seeds=1,
+                          ppo_overrides=_retrain_overrides(config),
                           env_overrides=overrides, demos=config.demo_files.get(target),
                           checkpoint_every=config.checkpoint_every,
                           show_progress=show_progress, backend=config.backend)
