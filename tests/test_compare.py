@@ -256,18 +256,28 @@ def test_rerun_with_other_settings_is_refused(grid):
     assert (grid["out"] / compare.GRID_FILE).read_text() == before
 
 
-def test_grid_written_before_the_retrain_settings_resumes(grid, tmp_path):
-    """compare.json files from before --retrain-steps/--retrain-set lack those keys; they
-    ran with the defaults, so a rerun with the defaults is the same grid, another is not."""
+def test_retrain_settings_are_checked_between_reoptimising_invocations(grid, tmp_path):
+    """--retrain-steps/--retrain-set define the retrain/transfer runs: a rerun that
+    re-optimises must repeat them, a training-only rerun need not and keeps them on
+    record; grids written before the options existed ran with their defaults."""
     out = tmp_path / "old"
     out.mkdir()
     old = json.loads((grid["out"] / compare.GRID_FILE).read_text())
-    del old["retrain_steps"], old["retrain_settings"]
+    del old["retrain_steps"], old["retrain_settings"]     # written before the options
     (out / compare.GRID_FILE).write_text(json.dumps(old))
     config = compare.CompareConfig.from_json(old)
     assert compare._check_out(config, out) == old
+    retraining = dataclasses.replace(config, retrain=True, retrain_settings=("init_std=0.2",))
+    compare._check_out(retraining, out)         # the first invocation that re-optimises
+    recorded = compare._merged(old, retraining).to_json()
+    (out / compare.GRID_FILE).write_text(json.dumps(recorded))
     with pytest.raises(TrirlError, match="retrain_settings=.*init_std=0.2"):
-        compare._check_out(dataclasses.replace(config, retrain_settings=("init_std=0.2",)), out)
+        compare._check_out(dataclasses.replace(retraining, retrain_settings=()), out)
+    training_only = dataclasses.replace(config, algos=("amp",))
+    assert compare._check_out(training_only, out) == recorded
+    merged = compare._merged(recorded, training_only)
+    assert merged.retrain_settings == ("init_std=0.2",) and merged.retrain
+    assert merged.algos == (*config.algos, "amp")
 
 
 def test_retrain_steps_and_settings_reach_every_reoptimisation(grid, tmp_path, monkeypatch):

@@ -64,7 +64,10 @@ LEARN_DIR = "learn"
 # Settings that decide what a cell's run is: a rerun that changes them would mix runs
 # of different experiments under one report, so it is refused.
 RUN_DEFINING = ("seeds", "seed", "steps", "settings", "env_settings", "checkpoint_every",
-                "backend", "retrain_steps", "retrain_settings")
+                "backend")
+# Settings of the retrain/transfer runs: checked only between invocations that both
+# re-optimise, so a training-only rerun (more algorithms, say) need not repeat them.
+REOPTIMISE_DEFINING = ("retrain_steps", "retrain_settings")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +279,8 @@ def _check_out(config: CompareConfig, out: Path) -> Optional[dict]:
     new = config.to_json()
     # A grid written before a setting existed ran with its default.
     defaults = CompareConfig().to_json()
-    for name in RUN_DEFINING:
+    both_reoptimise = _reoptimises(old) and _reoptimises(new)
+    for name in RUN_DEFINING + (REOPTIMISE_DEFINING if both_reoptimise else ()):
         if old.get(name, defaults[name]) != new[name]:
             raise TrirlError(f"--out {out} holds a grid with {name}={old.get(name)!r}, not "
                              f"{new.get(name)!r}; rerun with the same setting to resume it, "
@@ -289,6 +293,10 @@ def _check_out(config: CompareConfig, out: Path) -> Optional[dict]:
     return old
 
 
+def _reoptimises(grid: dict) -> bool:
+    return bool(grid.get("retrain") or grid.get("transfer"))
+
+
 def _merged(old: Optional[dict], config: CompareConfig) -> CompareConfig:
     """What ``compare.json`` records: this invocation's settings over the cells of
     earlier ones (the report covers every cell the directory holds)."""
@@ -299,6 +307,9 @@ def _merged(old: Optional[dict], config: CompareConfig) -> CompareConfig:
     def union(a, b):
         return tuple(dict.fromkeys((*a, *b)))
 
+    if not _reoptimises(config.to_json()):   # the runs on disk used the recorded ones
+        config = dataclasses.replace(config, retrain_steps=prev.retrain_steps,
+                                     retrain_settings=prev.retrain_settings)
     return dataclasses.replace(config, envs=union(prev.envs, config.envs),
                                algos=union(prev.algos, config.algos),
                                demos=tuple(dict((*prev.demos, *config.demos)).items()),
