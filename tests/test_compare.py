@@ -151,6 +151,7 @@ def _snapshot(cell):
 
 def test_grid_trains_each_cell_with_its_seeds_vmapped(grid):
     for algo in ALGOS:
+        assert f"cell point_maze/{algo}: training ({SEEDS} seeds)" in grid["output"]
         cell = _cell(grid, algo)
         config = json.loads((cell / "learn" / "config.json").read_text())
         assert config["trirl"]["algo"] == algo and config["seeds"] == SEEDS
@@ -367,6 +368,7 @@ def test_retrain_and_transfer_fill_table_1(grid):
     assert result.exit_code == 0, result.output
     summary = json.loads((grid["out"] / "report" / "summary.json").read_text())
     for algo in ALGOS:
+        assert f"cell point_maze/{algo}: re-optimising ({SEEDS} seeds)" in result.output
         cell = _cell(grid, algo)
         for column, name in (("retraining", "retrain"), ("transfer", "transfer-point_maze_flipped")):
             scores = []

@@ -545,7 +545,9 @@ def run_grid(config: CompareConfig, out: Path, *, show_progress: bool = True,
             if cell_complete(config, out, env_name, algo):
                 log(f"cell {env_name}/{algo}: finished, skipped")
                 continue
-            log(f"cell {env_name}/{algo}: training ({config.seeds} seeds)")
+            trained = _final_checkpoint(cell_dir(out, env_name, algo) / LEARN_DIR)
+            log(f"cell {env_name}/{algo}: {'re-optimising' if trained else 'training'} "
+                f"({config.seeds} seeds)")
             try:
                 if config.isolate:
                     _spawn_cell(config, out, env_name, algo)
