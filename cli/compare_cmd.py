@@ -60,7 +60,8 @@ def compare(**options):
 
 
 def _compare(envs, algos, seeds, seed, steps, out, demos, retrain, transfer, retrain_steps,
-             retrain_set, settings, env_set, checkpoint_every, in_process, bootstrap_reps, report_only, backend):
+             retrain_set, settings, env_set, checkpoint_every, in_process, bootstrap_reps,
+             report_only, backend):
     from trirl import compare as compare_lib
     from trirl import compare_report
 

@@ -281,9 +281,10 @@ def _check_out(config: CompareConfig, out: Path) -> Optional[dict]:
     defaults = CompareConfig().to_json()
     both_reoptimise = _reoptimises(old) and _reoptimises(new)
     for name in RUN_DEFINING + (REOPTIMISE_DEFINING if both_reoptimise else ()):
-        if old.get(name, defaults[name]) != new[name]:
-            raise TrirlError(f"--out {out} holds a grid with {name}={old.get(name)!r}, not "
-                             f"{new.get(name)!r}; rerun with the same setting to resume it, "
+        recorded = old.get(name, defaults[name])
+        if recorded != new[name]:
+            raise TrirlError(f"--out {out} holds a grid with {name}={recorded!r}, not "
+                             f"{new[name]!r}; rerun with the same setting to resume it, "
                              "or pick another --out")
     old_demos, new_demos = dict(map(tuple, old.get("demos", []))), dict(config.demos)
     for env_name in set(old_demos) & set(new_demos):
