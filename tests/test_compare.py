@@ -189,8 +189,23 @@ def test_report_numbers_are_the_cells_evaluations(grid):
             record["wall_s"] / record["env_steps"] * 1e6)
         assert res["peak_rss_mb"] == record["peak_rss_mb"]
         assert f"| {algo} | {point:.2f} [{low:.2f}, {high:.2f}] |" in md
-        assert f"{np.mean(scores):.2f} ± {np.std(scores):.2f}" in md
+        # Table 1 layout: a row per env and learner (no re-optimisation in this grid).
+        assert f"| point_maze | {algo} | {np.mean(scores):.2f} ± {np.std(scores):.2f} |\n" in md
     assert [c["status"] for c in summary["cells"]] == ["finished", "finished"]
+
+
+def test_a_cell_without_reoptimisation_runs_is_training_only(grid, tmp_path):
+    """Once a grid re-optimises some columns, the others' cells are 'training only',
+    not 'unfinished'; a cell whose re-optimisation has started and not ended is."""
+    config = compare.CompareConfig(envs=("point_maze",), algos=ALGOS, seeds=SEEDS,
+                                   steps=STEPS, retrain=True)
+    out = tmp_path / "grid"
+    shutil.copytree(grid["out"], out)
+    assert compare_report.collect_cell(config, out, "point_maze", "gail")["status"] == \
+        "training only"
+    (compare.cell_dir(out, "point_maze", "gail") / "retrain" / "seed0").mkdir(parents=True)
+    assert compare_report.collect_cell(config, out, "point_maze", "gail")["status"] == \
+        "unfinished"
 
 
 def test_report_only_rerenders_the_same_report(grid):
@@ -383,6 +398,13 @@ def test_retrain_and_transfer_fill_table_1(grid):
             got = got["point_maze_flipped"] if column == "transfer" else got
             assert got["scores"] == [scores]
         assert summary["aggregate"][algo]["retraining"]["tasks"] == 1
+        row = [summary["per_env"]["point_maze"][algo][c]["scores"][0] for c in ("training",
+                                                                                "retraining")]
+        row.append(summary["per_env"]["point_maze"][algo]["transfer"]["point_maze_flipped"]
+                   ["scores"][0])
+        md = (grid["out"] / "report" / "summary.md").read_text()
+        assert f"| point_maze | {algo} | " + " | ".join(
+            f"{np.mean(x):.2f} ± {np.std(x):.2f}" for x in row) + " |\n" in md
 
 
 @pytest.mark.slow

@@ -81,7 +81,13 @@ def collect_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> 
     done = (entry["training"] is not None
             and (entry["retraining"] is not None or not config.retrain)
             and all(v is not None for v in entry["transfer"].values()))
-    entry["status"] = "finished" if done else "unfinished"
+    # A later invocation may add --retrain/--transfer for some columns only (a grid's
+    # baselines, say): a trained cell none of whose re-optimisation runs was started is
+    # complete for what was asked of it.
+    started = any(d.is_dir() for _, _, d in reoptimise_dirs(config, cell, env_name))
+    entry["status"] = ("finished" if done else
+                       "training only" if entry["training"] is not None and not started else
+                       "unfinished")
     return entry
 
 
@@ -169,7 +175,8 @@ def markdown(summary: dict) -> str:
     steps = grid["steps"] if grid["steps"] is not None else "preset"
     lines = [f"# trirl compare: {', '.join(grid['envs'])} x {', '.join(algos)}", "",
              f"{grid['seeds']} seeds per cell, {steps} env steps per seed. Normalized score: "
-             "expert = 1, random = 0 (deterministic policy, 100 episodes per seed).", "",
+             "expert = 1, random = 0 (deterministic policy, 100 episodes per seed)."
+             + _reoptimisation_line(grid), "",
              "## Aggregate over environments", "",
              "Interquartile mean of the pooled per-seed scores with its 95 % stratified "
              f"bootstrap interval ({grid['bootstrap_reps']} resamples, seed "
@@ -183,21 +190,8 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {algo} | " + " | ".join(_ci(agg.get(c)) for c in cols)
                      + f" | {_num(res.get('wall_s_per_million_steps'), '.0f')} | "
                      f"{_num(res.get('peak_rss_mb'), '.0f')} |")
-    lines += ["", "## Per environment (Table 1 layout: mean ± std over seeds)", "",
-              "| task | " + " | ".join(f"{c} {a}" for c in cols for a in algos) + " |",
-              "|---|" + "---|" * (len(cols) * len(algos))]
-    by = {(c["env"], c["algo"]): c for c in cells}
-    for env in grid["envs"]:
-        targets = sorted({t for a in algos for t in by[(env, a)]["transfer"]}) or [None]
-        for target in targets:
-            row = []
-            for col in cols:
-                for a in algos:
-                    c = by[(env, a)]
-                    scores = c["transfer"].get(target) if col == "transfer" else c[col]
-                    row.append(_mean_std(scores))
-            name = env if target is None else f"{env} (transfer: {target})"
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
+    lines += ["", "## Per environment (Table 1 layout: mean ± std over seeds)", ""]
+    lines += _table1(summary)
     lines += ["", "## Per cell", "",
               "| env | algorithm | status | training IQM [95% CI] | seeds | s / 1M env steps "
               "| peak RSS (MB) | RSS measured in |", "|---|---|---|---|---|---|---|---|"]
@@ -208,6 +202,31 @@ def markdown(summary: dict) -> str:
                      f"{_num(c['wall_s_per_million_steps'], '.0f')} | "
                      f"{_num(c['peak_rss_mb'], '.0f')} | {', '.join(c['rss_scope'] or ['-'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _reoptimisation_line(grid: dict) -> str:
+    if not (grid["retrain"] or grid["transfer"]):
+        return ""
+    budget = grid.get("retrain_steps") or grid["steps"]
+    budget = f"{budget} env steps" if budget else "the learner's budget"
+    settings = grid.get("retrain_settings") or ()
+    return (" Retraining / transfer: one fresh policy per training seed's reward, "
+            f"{budget}" + (f", {', '.join(settings)}" if settings else "") + ".")
+
+
+def _table1(summary: dict) -> list[str]:
+    """Rows env x algorithm, columns Training, Retraining and one Transfer per target
+    (the paper's Table 1, transposed to one line per learner)."""
+    grid, cells = summary["grid"], summary["cells"]
+    targets = list(dict.fromkeys(t for e, t in grid["transfer"]))
+    head = ["training"] + (["retraining"] if grid["retrain"] else []) \
+        + [f"transfer: {t}" for t in targets]
+    lines = ["| env | algorithm | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    for c in cells:
+        row = [c["training"]] + ([c["retraining"]] if grid["retrain"] else []) \
+            + [c["transfer"].get(t) for t in targets]
+        lines.append(f"| {c['env']} | {c['algo']} | " + " | ".join(map(_mean_std, row)) + " |")
+    return lines
 
 
 # ----------------------------------------------------------------------------- curves
