@@ -703,3 +703,34 @@ def test_restored_state_shares_compiled_programs_with_a_fresh_one(tmp_path):
     out = step(step(restored))
     np.testing.assert_array_equal(np.asarray(out["w"]), [3.0, 3.0, 3.0])
     assert step._cache_size() == 1
+
+
+def test_sigterm_swallowed_where_it_landed_still_stops_the_run(tmp_path):
+    """The handler's KeyboardInterrupt can be raised inside a garbage-collection
+    callback, where Python prints "Exception ignored" and goes on (seen under `trirl
+    compare`): the run must still stop at the next iteration boundary, checkpointed."""
+    import os
+    import signal
+
+    from trirl.errors import Interrupted
+
+    step = jax.jit(lambda s: ({"w": s["w"] + 1.0}, {"loss": s["w"][0], "finite": True}))
+    calls = []
+
+    def swallowed_once(state):
+        calls.append(1)
+        if len(calls) == 3:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except KeyboardInterrupt:
+                pass                       # what an "Exception ignored" callback does
+        return step(state)
+
+    with pytest.raises(Interrupted, match="interrupted at iteration 3; checkpoint saved"):
+        train_loop(tmp_path, lambda: {"w": jnp.zeros(3)}, swallowed_once, num_iterations=6,
+                   steps_per_iteration=1, checkpoint_every=10, resume=False, label="toy",
+                   show_progress=False)
+    assert len(calls) == 3                 # iteration 4 was never started
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 3
+    ckpt.close()

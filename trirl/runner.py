@@ -86,17 +86,24 @@ def _diverged(metrics: dict) -> Optional[str]:
 def _sigterm_as_ctrl_c():
     """Treat SIGTERM like Ctrl-C while training: batch schedulers, ``timeout`` and
     ``kill`` send SIGTERM, and a run stopped that way should checkpoint and be
-    resumable too. Signal handlers can only be set from the main thread."""
+    resumable too. Signal handlers can only be set from the main thread.
+
+    Yields a list that the handler appends to: the KeyboardInterrupt it raises can land
+    where Python swallows it (a garbage-collection callback prints "Exception ignored"
+    and goes on), so the loop also stops at the next iteration boundary when it is
+    non-empty (before, such a SIGTERM was lost and a run went on to its end)."""
+    requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield requested
         return
 
     def handler(signum, frame):
+        requested.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield requested
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -145,11 +152,13 @@ def train_loop(run_dir: Path, init: Callable[[], Any], iterate: Callable[[Any], 
                         console=console, disable=not show_progress)
     iteration = start
     try:
-        with _sigterm_as_ctrl_c(), progress, metrics_path.open("a") as log:
+        with _sigterm_as_ctrl_c() as stop_requested, progress, metrics_path.open("a") as log:
             task = progress.add_task(label, total=num_iterations, completed=start,
                                      steps="0", sps="-", ret="-")
             timed_from, timed_steps = None, 0
             while iteration < num_iterations:
+                if stop_requested:
+                    raise KeyboardInterrupt
                 new_state, metrics = iterate(state)
                 metrics = jax.device_get(metrics)
                 problem = _diverged(metrics)
