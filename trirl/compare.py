@@ -116,6 +116,11 @@ class CompareConfig:
     def demo_files(self) -> dict[str, Path]:
         return {env: Path(path) for env, path in self.demos}
 
+    @property
+    def reoptimise_steps(self) -> Optional[int]:
+        """Env steps of each retrain/transfer run (None: the reward's training budget)."""
+        return self.retrain_steps or self.steps
+
     def targets(self, env: str) -> list[str]:
         return [t for e, t in self.transfer if e == env]
 
@@ -437,6 +442,7 @@ def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,
     from trirl import export, retrain
 
     learn_dir = cell / LEARN_DIR
+    ppo_overrides = _retrain_overrides(config)
     for kind, target, run_dir in reoptimise_dirs(config, cell, env_name):
         if (run_dir / EVALUATION_FILE).is_file():
             continue
@@ -455,8 +461,8 @@ def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,
             # Seed i's reward gets its own fresh policy, seeded apart from training
             # (retrain.fresh_seed: --seed + SEED_OFFSET + i, from the reward's header).
             retrain.train(reward, env_name=target, transfer=kind == "transfer", run_dir=run_dir,
-                          steps=config.retrain_steps or config.steps, seeds=1,
-                          ppo_overrides=_retrain_overrides(config),
+                          steps=config.reoptimise_steps, seeds=1,
+                          ppo_overrides=ppo_overrides,
                           env_overrides=overrides, demos=config.demo_files.get(target),
                           checkpoint_every=config.checkpoint_every,
                           show_progress=show_progress, backend=config.backend)

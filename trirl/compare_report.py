@@ -67,8 +67,9 @@ def collect_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> 
     entry = {"env": env_name, "algo": algo, "cell": str(cell.relative_to(out)),
              "training": _scores(cell / LEARN_DIR / EVALUATION_FILE),
              "retraining": None, "transfer": {}, **_resources(cell)}
+    runs = reoptimise_dirs(config, cell, env_name)
     by_stage: dict[tuple[str, str], list] = {}
-    for kind, target, run_dir in reoptimise_dirs(config, cell, env_name):
+    for kind, target, run_dir in runs:
         by_stage.setdefault((kind, target), []).append(_scores(run_dir / EVALUATION_FILE))
     for (kind, target), per_seed in by_stage.items():
         # A column counts once all its seeds are evaluated (a partial one would
@@ -84,7 +85,7 @@ def collect_cell(config: CompareConfig, out: Path, env_name: str, algo: str) -> 
     # A later invocation may add --retrain/--transfer for some columns only (a grid's
     # baselines, say): a trained cell none of whose re-optimisation runs was started is
     # complete for what was asked of it.
-    started = any(d.is_dir() for _, _, d in reoptimise_dirs(config, cell, env_name))
+    started = any(d.is_dir() for _, _, d in runs)
     entry["status"] = ("finished" if done else
                        "training only" if entry["training"] is not None and not started else
                        "unfinished")
@@ -207,7 +208,7 @@ def markdown(summary: dict) -> str:
 def _reoptimisation_line(grid: dict) -> str:
     if not (grid["retrain"] or grid["transfer"]):
         return ""
-    budget = grid.get("retrain_steps") or grid["steps"]
+    budget = CompareConfig.from_json(grid).reoptimise_steps
     budget = f"{budget} env steps" if budget else "the learner's budget"
     settings = grid.get("retrain_settings") or ()
     return (" Retraining / transfer: one fresh policy per training seed's reward, "
