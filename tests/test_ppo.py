@@ -215,6 +215,31 @@ def test_config_rejects_batch_not_divisible_by_minibatch():
     assert (cfg.batch_size, cfg.num_minibatches) == (24, 3)
 
 
+def test_critic_hidden_sizes_the_critic_alone_and_survives_flags_and_json(pm):
+    """The robotics presets' separate critic (paper App. C.5: 1024, 512): the critic's
+    layers take ``critic_hidden``, the policy keeps ``hidden``, and the setting comes
+    through ``--set critic_hidden=...`` and a run's config.json unchanged."""
+    import json
+
+    from trirl.expert import parse_overrides, ppo_config_from_dict
+
+    cfg = dataclasses.replace(CFG, **parse_overrides(("critic_hidden=6,5",), PPOConfig, "PPO"))
+    assert cfg.critic_hidden == (6, 5) and cfg.hidden == CFG.hidden
+    state = PPO(pm.env, cfg).init(jax.random.PRNGKey(0))
+    obs_dim = pm.env.observation_size
+    critic = state.critic["params"]["ScalarMLP_0"]["MLP_0"]
+    assert [critic[f"Dense_{i}"]["kernel"].shape for i in range(3)] == [(obs_dim, 6), (6, 5),
+                                                                        (5, 1)]
+    default = pm.seeds[0]
+    assert jax.tree.map(jnp.shape, state.actor) == jax.tree.map(jnp.shape, default.actor)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (7, obs_dim))
+    np.testing.assert_allclose(PPO(pm.env, cfg).critic.apply(state.critic, obs),
+                               np_mlp(critic, np.asarray(obs, np.float64))[..., 0], rtol=1e-5,
+                               atol=1e-6)
+    assert ppo_config_from_dict(json.loads(json.dumps(dataclasses.asdict(cfg))), "x") == cfg
+    assert ppo_config_from_dict(json.loads(json.dumps(dataclasses.asdict(CFG))), "x") == CFG
+
+
 # ----------------------------------------------------------------------------- iteration
 
 

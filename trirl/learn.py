@@ -654,10 +654,9 @@ def _compiled(env: envs.Env, config: TRIRLConfig, num_iterations: int,
 
 # Per-environment TRIRL settings ("section": {field: value}) and a step budget.
 # The paper's robotics networks (App. C.5): 3 layers of 512, 256, 128 for the policy and
-# the discriminator (its critic's 1024, 512 is not separate here: policy and critic
-# share ``ppo.hidden``); R_fit as the discriminators.
-ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128)}, "disc": {"hidden": (512, 256, 128)},
-                  "fit": {"hidden": (512, 256, 128)}}
+# the discriminator, 1024, 512 for the critic; R_fit as the discriminators.
+ROBOT_NETWORKS = {"ppo": {"hidden": (512, 256, 128), "critic_hidden": (1024, 512)},
+                  "disc": {"hidden": (512, 256, 128)}, "fit": {"hidden": (512, 256, 128)}}
 # "features_settings" apply on top of "settings" when the run uses the feature-based
 # reward model. A reward linear in the base features (no encoder, as the authors' for
 # Point Maze) needs a larger discriminator step than the MLP's 2e-4 to train at all

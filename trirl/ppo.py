@@ -67,7 +67,10 @@ class PPOConfig:
       gae_lambda: GAE lambda (paper: 0.95).
       entropy_coef: entropy bonus weight (1/beta in the paper's notation).
       value_coef: value-loss weight.
-      hidden: hidden widths of policy and critic (paper: 3 x 256).
+      hidden: hidden widths of the policy, and of the critic unless ``critic_hidden``
+        is set (paper: 3 x 256; robotics tasks 512, 256, 128).
+      critic_hidden: hidden widths of the critic; ``None``: ``hidden`` (paper: the
+        policy's, except on the robotics tasks, whose critic is 1024, 512).
       activation: hidden activation (paper: tanh).
       init_std: initial policy standard deviation.
       normalize_obs: running observation normalisation.
@@ -87,6 +90,7 @@ class PPOConfig:
     entropy_coef: float = 0.0
     value_coef: float = 0.5
     hidden: tuple[int, ...] = (256, 256, 256)
+    critic_hidden: Optional[tuple[int, ...]] = None
     activation: str = "tanh"
     init_std: float = 0.6
     normalize_obs: bool = True
@@ -94,6 +98,10 @@ class PPOConfig:
     trust_region: Optional[TrustRegionConfig] = None
 
     def __post_init__(self):
+        # Lists (from JSON) would make the config unhashable; it is a jit static argument.
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if self.critic_hidden is not None:
+            object.__setattr__(self, "critic_hidden", tuple(self.critic_hidden))
         batch = self.num_envs * self.rollout_length
         if batch % self.minibatch_size:
             raise TrirlError(
@@ -165,7 +173,8 @@ class PPO:
         self.vec = AutoReset(env)
         self.actor = GaussianActor(env.action_size, config.hidden, config.activation,
                                    config.init_std)
-        self.critic = Critic(config.hidden, config.activation)
+        self.critic = Critic(config.hidden if config.critic_hidden is None
+                             else config.critic_hidden, config.activation)
         self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                      optax.adam(config.learning_rate))
 
