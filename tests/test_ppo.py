@@ -238,6 +238,10 @@ def test_critic_hidden_sizes_the_critic_alone_and_survives_flags_and_json(pm):
                                atol=1e-6)
     assert ppo_config_from_dict(json.loads(json.dumps(dataclasses.asdict(cfg))), "x") == cfg
     assert ppo_config_from_dict(json.loads(json.dumps(dataclasses.asdict(CFG))), "x") == CFG
+    with pytest.raises(TrirlError) as exc:
+        parse_overrides(("critic_hidden=a,b",), PPOConfig, "PPO")
+    msg = str(exc.value)
+    assert "\n" not in msg and "critic_hidden='a,b'" in msg and "integers (e.g. 64,64)" in msg
 
 
 # ----------------------------------------------------------------------------- iteration

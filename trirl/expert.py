@@ -98,8 +98,11 @@ def parse_overrides(pairs: tuple[str, ...], config_class: type, what: str) -> di
             else:
                 raise TrirlError(f"{what} setting {name!r} cannot be set from the command line")
         except ValueError:
-            raise TrirlError(f"{what} setting {name}={text!r}: expected a value like "
-                             f"{default!r}") from None
+            # Only integer lists fail to parse among tuples; an empty default such as
+            # critic_hidden's would be no example of one.
+            expected = ("comma-separated integers (e.g. 64,64)" if isinstance(default, tuple)
+                        else f"a value like {default!r}")
+            raise TrirlError(f"{what} setting {name}={text!r}: expected {expected}") from None
         out[name] = value
     return out
 
