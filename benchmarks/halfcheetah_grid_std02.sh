@@ -5,7 +5,8 @@
 # preset, GAIL, AMP, AIRL) with the same `--set ppo.init_std=0.2`, then Table 1's
 # re-optimisation columns for TRIRL and AIRL as in halfcheetah_grid.sh. One `trirl compare`
 # output directory; rerunning resumes, and stopping after the first command leaves a
-# complete training-only grid.
+# complete training-only grid. Init std 0.2 has been HalfCheetah's learn preset since
+# this grid; the flag stays so the command (and its resumable directory) is the measured one.
 # Figures: docs/benchmarks.md, "HalfCheetah grid at initial std 0.2".
 #
 #   bash benchmarks/halfcheetah_grid_std02.sh [OUT] [SEEDS] [STEPS] [RETRAIN_STEPS]

@@ -261,6 +261,10 @@ def test_trirl_features_column_is_trirl_with_the_feature_model_and_its_preset():
     assert cfg.disc.hidden == ()  # Point Maze's feature-model preset
     assert learn.build_config(learn.preset_settings(
         "point_maze", compare.algo_settings("gail"))).reward_model == "fitted"
+    # An env preset's PPO settings reach every column (HalfCheetah's initial std 0.2).
+    for algo in ("trirl", "trirl_features", "gail", "airl", "amp"):
+        assert learn.build_config(learn.preset_settings(
+            "halfcheetah", compare.algo_settings(algo))).ppo.init_std == 0.2
 
 
 def test_rerun_with_other_settings_is_refused(grid):

@@ -431,9 +431,15 @@ def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_use
         assert cheetah.disc.hidden == () and cheetah.disc.learning_rate == 1e-2
         assert cheetah.variant == "max_eta" and cheetah.reward_eta_floor == 0.0
         assert learn.build_config(learn.preset_settings(name)).disc == learn.TRIRLConfig().disc
+        # Every HalfCheetah learner, either reward model, starts at std 0.2; --set wins.
+        assert cheetah.ppo.init_std == 0.2
+        assert learn.build_config(learn.preset_settings(name)).ppo.init_std == 0.2
+        assert learn.build_config(learn.preset_settings(
+            name, learn.parse_settings(("ppo.init_std=0.6",)))).ppo.init_std == 0.6
     other = learn.build_config(learn.preset_settings(
         "hopper", learn.parse_settings(("reward_model=features",))))
     assert other.disc == learn.TRIRLConfig().disc
+    assert other.ppo.init_std == learn.TRIRLConfig().ppo.init_std == 0.6
 
 
 def test_env_defaults_to_the_demos_env(tmp_path):
