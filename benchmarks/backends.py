@@ -36,10 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import jax.numpy as jnp
 
+from trirl import presets
+from trirl import settings as settings_lib
 from trirl import demos as demos_lib
 from trirl import envs, learn
 from trirl.evaluation import bundled_demos
-from trirl.expert import EXPERT_PRESETS
+from trirl.presets import EXPERT_PRESETS
 from trirl.ppo import PPO, PPOConfig
 
 from _report import write_json  # sibling modules (benchmarks/ is sys.path[0])
@@ -154,7 +156,7 @@ def learn_program(name: str, backend: str, seed: int = 0, seeds: int = 1):
     """``trirl learn --seeds N``'s iteration with its defaults (same tuple as
     expert_program)."""
     env = envs.make(name, backend=backend)
-    config = learn.build_config(learn.preset_settings(name))
+    config = settings_lib.build_config(presets.preset_settings(name))
     expert = learn.expert_data(demos_for(env), env.action_size)
     _, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), seeds), expert)

@@ -36,6 +36,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from trirl import settings as settings_lib
 from trirl import envs, learn
 from trirl import demos as demos_lib
 from trirl.evaluation import bundled_demos
@@ -60,7 +61,7 @@ CONFIGS = {
 
 
 def build(env, expert, overrides: dict, fill: bool, settings: dict, seed: int = 0):
-    config = learn.build_config(learn.merge_settings(settings, {"": overrides}))
+    config = settings_lib.build_config(settings_lib.merge_settings(settings, {"": overrides}))
     learner, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(seed), 1), expert)
     if fill and config.algo == "trirl" and config.capacity > 0 and not config.features:
@@ -93,7 +94,7 @@ def main() -> None:
     runs = {}
     for name in names:
         config, iterate, state = build(env, expert, CONFIGS[name], args.fill,
-                                       learn.parse_settings(tuple(args.settings)))
+                                       settings_lib.parse_settings(tuple(args.settings)))
         t0 = time.perf_counter()
         state, metrics, _ = iterate(state, expert)
         jax.block_until_ready(metrics)

@@ -27,13 +27,16 @@ import time
 import jax
 import jax.numpy as jnp
 
+from trirl import config as config_lib
+from trirl import presets
+from trirl import settings as settings_lib
 from trirl import envs, learn
 
 from _report import write_json            # sibling modules (benchmarks/ is sys.path[0])
 from backends import demos_for, env_program
 
 
-def ablations(config: learn.TRIRLConfig) -> list[tuple[str, dict, int]]:
+def ablations(config: config_lib.TRIRLConfig) -> list[tuple[str, dict, int]]:
     """Each part as (name, settings that cut it to one, its full count)."""
     return [("PPO/TRPL epochs", {"ppo": {"num_epochs": 1}}, config.ppo.num_epochs),
             ("discriminator steps", {"disc": {"num_steps": 1}}, config.disc.num_steps),
@@ -43,7 +46,7 @@ def ablations(config: learn.TRIRLConfig) -> list[tuple[str, dict, int]]:
 
 def iteration_program(env: envs.Env, settings: dict, expert):
     """``(compiled iterate, state)`` for ``trirl learn``'s iteration with ``settings``."""
-    config = learn.build_config(settings)
+    config = settings_lib.build_config(settings)
     _, init, iterate = learn.compiled(env, config, 1000)
     state = init(jax.random.split(jax.random.PRNGKey(0), 1), expert)
     compiled = iterate.lower(state, expert).compile()
@@ -63,7 +66,7 @@ def time_iterations(prog: list, expert, iterations: int) -> float:
     return (time.perf_counter() - t0) / iterations
 
 
-def physics_seconds(env: envs.Env, config: learn.TRIRLConfig, repeats: int) -> float:
+def physics_seconds(env: envs.Env, config: config_lib.TRIRLConfig, repeats: int) -> float:
     """Best time of one rollout's physics: ``rollout_length`` steps of ``num_envs`` envs."""
     run, state, pool, key = env_program(env, config.ppo.num_envs)
     n = jnp.int32(config.ppo.rollout_length)
@@ -83,8 +86,8 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3, help="timed iterations per round")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()
-    preset = learn.preset_settings(args.env)
-    config = learn.build_config(preset)
+    preset = presets.preset_settings(args.env)
+    config = settings_lib.build_config(preset)
     print(f"# {' '.join(['python'] + sys.argv)}\n# {time.strftime('%Y-%m-%d %H:%M')}, "
           f"jax {jax.__version__} on {jax.default_backend()}; {args.env}, "
           f"{config.ppo.batch_size} env steps per iteration", flush=True)
@@ -95,7 +98,7 @@ def main() -> None:
              "C full": iteration_program(env["c"], preset, expert)}
     cuts = ablations(config)
     for name, cut, _ in cuts:
-        progs[name] = iteration_program(env["c"], learn.merge_settings(preset, cut), expert)
+        progs[name] = iteration_program(env["c"], settings_lib.merge_settings(preset, cut), expert)
     progs = {k: list(v) for k, v in progs.items()}
 
     times: dict[str, list[float]] = {k: [] for k in progs}

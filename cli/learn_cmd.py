@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from trirl.choices import ALGOS, INPUTS, REWARD_MODELS, VARIANTS
 from trirl.cli.options import NEW_RUN_BACKEND, backend_option, friendly
 
 
@@ -16,26 +17,24 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option, friendly
 @click.option("--env", "env_name", default=None,
               help="Environment name (see `trirl envs`) [default: the one the demos were "
                    "recorded on; point_maze without --demos].")
-@click.option("--algo", type=click.Choice(["trirl", "gail", "airl", "amp"]), default=None,
+@click.option("--algo", type=click.Choice(ALGOS), default=None,
               help="trirl [default], or a baseline on the same PPO, discriminator and "
                    "absorbing-state handling (paper App. C.1): gail (reward variant: --set "
                    "gail_reward=log_d|neg_log_one_minus_d|logit), airl (exports its "
                    "unshaped g(s)), amp.")
-@click.option("--variant", type=click.Choice(["max_eta", "tr_loss", "retrospective_eta",
-                                              "no_fit"]),
-              default=None, help="How the reward correction's eta is obtained (paper Sec. "
-                                 "4.3) [default: max_eta; tr_loss for --reward-model "
-                                 "features on Point Maze, its preset].")
+@click.option("--variant", type=click.Choice(VARIANTS), default=None,
+              help="How the reward correction's eta is obtained (paper Sec. 4.3) [default: "
+                   "max_eta; tr_loss for --reward-model features on Point Maze, its preset].")
 @click.option("--k", "capacity", type=int, default=None,
               help="Discriminator buffer size k [default: 100, paper 80-120].")
 @click.option("--eps", type=float, default=None,
               help="Reward step size epsilon [default: 0.6, paper 0.45-0.75].")
 @click.option("--beta", type=float, default=None,
               help="Inverse temperature beta = 1 / PPO entropy coefficient [default: 1000].")
-@click.option("--inputs", type=click.Choice(["sa", "ss", "sas"]), default=None,
+@click.option("--inputs", type=click.Choice(INPUTS), default=None,
               help="Discriminator inputs: D(s,a) [default], D(s,s') for observation-only "
                    "demos, or D(s,a,s').")
-@click.option("--reward-model", type=click.Choice(["fitted", "features"]), default=None,
+@click.option("--reward-model", type=click.Choice(REWARD_MODELS), default=None,
               help="fitted [default]: buffer of discriminators + fitted reward (paper Sec. "
                    "4.2); features: encoder of the env's base features + linear reward, the "
                    "transferable model (paper Sec. 5.1).")
@@ -90,7 +89,8 @@ def _learn(demos_path, env_name, algo, variant, capacity, eps, beta, inputs, rew
            backend):
     from trirl import envs, learn as learn_lib
     from trirl.errors import TrirlError
-    from trirl.expert import parse_overrides
+    from trirl.settings import (merge_settings, parse_overrides, parse_settings,
+                                read_config_file)
 
     if resume:
         learn_lib.resume(resume, backend=backend)
@@ -99,9 +99,9 @@ def _learn(demos_path, env_name, algo, variant, capacity, eps, beta, inputs, rew
     # Precedence: paper defaults < env preset < --config < --set < dedicated flags.
     file_settings, file_env = {}, ()
     if config_path is not None:
-        file_settings, file_env = learn_lib.read_config_file(config_path)
-    merged = learn_lib.merge_settings(
-        file_settings, learn_lib.parse_settings(settings),
+        file_settings, file_env = read_config_file(config_path)
+    merged = merge_settings(
+        file_settings, parse_settings(settings),
         flag_settings(variant, capacity, eps, beta, inputs, reward_model, algo))
     env_name = env_name or learn_lib.default_env(demos_path)
     if env_name not in envs.names():

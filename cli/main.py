@@ -70,6 +70,7 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
     """Train a PPO expert on the environment's true reward."""
     from trirl import envs, expert as expert_lib
     from trirl.ppo import PPOConfig
+    from trirl.settings import parse_overrides
 
     if resume:
         expert_lib.resume_expert(resume, backend=backend)
@@ -80,8 +81,8 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
     env_cls = envs.registry()[env_name]
     run = expert_lib.train_expert(
         env_name, run_dir=run_dir, steps=steps, seeds=seeds, seed=seed,
-        ppo_overrides=expert_lib.parse_overrides(ppo_set, PPOConfig, "PPO"),
-        env_overrides=expert_lib.parse_overrides(env_set, env_cls.config_class, env_name),
+        ppo_overrides=parse_overrides(ppo_set, PPOConfig, "PPO"),
+        env_overrides=parse_overrides(env_set, env_cls.config_class, env_name),
         checkpoint_every=checkpoint_every, backend=backend)
     click.echo(f"run: {run}")
 

@@ -138,8 +138,8 @@ def _reoptimise(transfer, reward_path, env_name, steps, seeds, seed, run_dir, re
                 ppo_set, kl_penalty, checkpoint_every, backend):
     from trirl import retrain
     from trirl.errors import TrirlError
-    from trirl.expert import parse_overrides
     from trirl.ppo import PPOConfig
+    from trirl.settings import parse_overrides
 
     if resume:
         run = retrain.resume(resume, backend=backend)

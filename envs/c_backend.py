@@ -72,7 +72,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -81,8 +81,7 @@ import mujoco.batch as mujoco_batch
 import numpy as np
 from flax import struct
 
-if TYPE_CHECKING:  # base imports this module lazily; the reverse only for annotations
-    from trirl.envs.base import PhysicsArrays
+from trirl.envs.physics import PhysicsArrays
 
 try:  # experimental in jax 0.9 (pinned); see _host_callback for why it is preferred
     from jax.experimental.buffer_callback import buffer_callback as _buffer_callback
@@ -115,7 +114,7 @@ class CData:
     """
 
     state: jax.Array
-    arrays: "PhysicsArrays"
+    arrays: PhysicsArrays
 
 
 def _component_slice(model: mujoco.MjModel, component: mujoco.mjtState) -> slice:
@@ -339,8 +338,6 @@ class CBackend:
         self._step = _host_callback(host.step, result, result[0])
 
     def _data(self, bits, packed) -> CData:
-        from trirl.envs.base import PhysicsArrays
-
         arrays = {name: packed[start:stop].reshape(self._shapes[name])
                   for name, (start, stop) in self.host.columns.items()}
         if not self.contact_forces:

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from trirl.errors import TrirlError
+from trirl import config as config_lib
 from trirl import baselines, envs, learn, rewards
 from trirl import demos as demos_lib
 from trirl import discriminator as disc
@@ -56,7 +58,7 @@ def _linear(w, b):
 
 
 def _learner(algo, **config):
-    cfg = learn.TRIRLConfig(algo=algo, disc=disc.DiscriminatorConfig(
+    cfg = config_lib.TRIRLConfig(algo=algo, disc=disc.DiscriminatorConfig(
         hidden=(), grad_penalty=0.005, gp_alpha=0.3), **config)
     return baselines.Adversarial(envs.make("point_maze"), cfg)
 
@@ -89,7 +91,7 @@ def test_gail_and_amp_losses_and_rewards_match_numpy():
     x = np.zeros((len(z), 7), np.float32)
     x[:, 0] = z  # D(x) = x_0 with w = e_0, b = 0
     params = _linear(np.eye(7)[0], 0.0)
-    for kind in learn.GAIL_REWARDS:
+    for kind in config_lib.GAIL_REWARDS:
         got = _learner("gail", gail_reward=kind).policy_reward(params, x)
         # -log(1 - D) at z = 25 loses every digit in float64 too: compare where it does not.
         ok = np.isfinite(np_gail(kind, z)) & (np.abs(z) < 20)
@@ -133,7 +135,7 @@ def test_airl_discriminator_loss_and_rewards_match_numpy():
     np.testing.assert_allclose(learner.exported_reward(params, xa),
                                np.float64(xa[:, :5]) @ w_g + b_g, rtol=1e-5, atol=1e-5)
     # Absorbing row (s_a -> s_a, log pi = 0): f = g(s_a) + (gamma - 1) h(s_a).
-    x_abs = np.asarray(learner._absorbing_x())
+    x_abs = np.asarray(learner.absorbing_x())
     np.testing.assert_array_equal(x_abs, [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
     want = (w_g[4] + b_g) + (GAMMA - 1.0) * (w_h[4] + b_h)
     np.testing.assert_allclose(learner.policy_reward(params, x_abs[None])[0], want, rtol=1e-5)
@@ -147,17 +149,17 @@ def test_airl_discriminator_loss_and_rewards_match_numpy():
     ({"algo": "gail", "gail_reward": "log"}, "gail_reward 'log'"),
 ])
 def test_bad_settings_name_the_field(settings, expect):
-    with pytest.raises(learn.TrirlError, match=expect) as info:
-        learn.TRIRLConfig(**settings)
+    with pytest.raises(TrirlError, match=expect) as info:
+        config_lib.TRIRLConfig(**settings)
     assert "\n" not in str(info.value)
 
 
 def test_baselines_use_plain_ppo_and_follow_the_loss():
-    cfg = learn.TRIRLConfig(algo="amp")
+    cfg = config_lib.TRIRLConfig(algo="amp")
     assert cfg.policy_ppo.trust_region is None and cfg.ppo.trust_region is not None
-    assert cfg.disc.loss == "least_squares"
-    assert learn.TRIRLConfig().disc.loss == "logistic"
-    assert learn.TRIRLConfig().policy_ppo.trust_region is not None
+    assert cfg.discriminator.loss == "least_squares"
+    assert config_lib.TRIRLConfig().discriminator.loss == "logistic"
+    assert config_lib.TRIRLConfig().policy_ppo.trust_region is not None
 
 
 # ----------------------------------------------------------------------------- runs
@@ -235,7 +237,7 @@ def test_training_is_finite_logs_metrics_and_rewards_the_latest_discriminator(ru
     want = _np_policy_reward(algo, params, step["before"].disc_stats, trace.rollout, GAMMA)
     assert np.ptp(want) > 1e-4
     np.testing.assert_allclose(trace.rewards, want, rtol=1e-4, atol=1e-5)
-    x_abs = np.asarray(session.learner._absorbing_x())[None]
+    x_abs = np.asarray(session.learner.absorbing_x())[None]
     if algo == "airl":
         r_abs = np_scalar(params["g"], x_abs[:, :5]) + (GAMMA - 1) * np_scalar(params["h"],
                                                                                 x_abs[:, :5])

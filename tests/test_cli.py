@@ -149,7 +149,7 @@ def test_unknown_backend_is_rejected_before_any_work(tmp_path):
 def test_a_run_policy_loads_for_either_backend(run_dir):
     # Checkpoints hold the trained-on backend's physics state; demos/evaluate on the
     # other backend still restore the policy (in the recorded layout).
-    from trirl.expert import load_policy, open_run
+    from trirl.runs import load_policy, open_run
 
     config = json.loads((run_dir / "config.json").read_text())
     other = "mjx" if config["backend"] == "c" else "c"
@@ -165,11 +165,23 @@ def test_expert_refuses_to_overwrite_a_run(run_dir):
     assert_one_line_error(result, "already holds a run", "--resume")
 
 
-def test_resume_without_checkpoint_is_one_line_error(run_dir, tmp_path):
+def test_resume_without_checkpoint_starts_the_run_from_its_record(run_dir, tmp_path):
+    """A run killed before its first checkpoint has its config.json: resuming trains it
+    from iteration 0 with those settings, to the same numbers as the original run."""
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copy(run_dir / "config.json", fresh / "config.json")
-    assert_one_line_error(invoke(["expert", "--resume", fresh]), "no checkpoint")
+    result = invoke(["expert", "--resume", fresh])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "no checkpoint yet" in result.output
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "wall_s"}  # noqa
+                          for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert strip(fresh) == strip(run_dir)
+
+
+def test_resume_of_another_kind_names_its_command(run_dir):
+    result = invoke(["learn", "--resume", run_dir])
+    assert_one_line_error(result, "is a 'expert' run", f"trirl expert --resume {run_dir}")
 
 
 def test_demos_writes_a_loadable_file(run_dir, tmp_path):

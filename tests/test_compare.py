@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from trirl import presets
+from trirl import settings as settings_lib
 from trirl import compare, compare_report, envs, stats
 from trirl import demos as demos_lib
 from trirl.errors import Interrupted, TrirlError
@@ -252,18 +254,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expect):
 
 
 def test_trirl_features_column_is_trirl_with_the_feature_model_and_its_preset():
-    from trirl import learn
-
-    cfg = learn.build_config(learn.preset_settings(
-        "point_maze", learn.merge_settings(learn.parse_settings(("eps=0.5",)),
+    cfg = settings_lib.build_config(presets.preset_settings(
+        "point_maze", settings_lib.merge_settings(settings_lib.parse_settings(("eps=0.5",)),
                                            compare.algo_settings("trirl_features"))))
     assert (cfg.algo, cfg.reward_model, cfg.eps) == ("trirl", "features", 0.5)
     assert cfg.disc.hidden == ()  # Point Maze's feature-model preset
-    assert learn.build_config(learn.preset_settings(
+    assert settings_lib.build_config(presets.preset_settings(
         "point_maze", compare.algo_settings("gail"))).reward_model == "fitted"
     # An env preset's PPO settings reach every column (HalfCheetah's initial std 0.2).
     for algo in ("trirl", "trirl_features", "gail", "airl", "amp"):
-        assert learn.build_config(learn.preset_settings(
+        assert settings_lib.build_config(presets.preset_settings(
             "halfcheetah", compare.algo_settings(algo))).ppo.init_std == 0.2
 
 

@@ -156,7 +156,7 @@ def test_features_file_reproduces_the_learner_reward(run):
         np.testing.assert_allclose(np.asarray(rr.corrected(x)), got, **TOL)
     assert np.ptp(got) > 1e-3  # and it does depend on what it reads
     # r(s_a): the header, the reader and the learner agree.
-    x_abs = rr.session.learner._absorbing_x()[None]
+    x_abs = rr.session.learner.absorbing_x()[None]
     assert reward.absorbing_reward == pytest.approx(float(rr.corrected(x_abs)[0]), abs=1e-5)
     assert reward.absorbing_reward == pytest.approx(reward.header["absorbing_reward"], abs=1e-6)
     # JAX agrees with NumPy.

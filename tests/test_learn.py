@@ -17,10 +17,14 @@ import pytest
 from click.testing import CliRunner
 from scipy.optimize import brentq
 
+from trirl import adversarial
+from trirl import config as config_lib
+from trirl import presets
+from trirl import settings as settings_lib
 from trirl import demos as demos_lib
 from trirl import envs, learn
 from trirl.cli.main import main
-from trirl.expert import load_policy, open_run
+from trirl.runs import load_policy, open_run
 
 from numpy_reference import np_mlp, np_scalar
 
@@ -212,7 +216,7 @@ def test_reward_gap_is_corrected_reward_on_expert_minus_agent(traced, files):
     x_a = _disc_x(stats, step["trace"].rollout.obs, step["trace"].rollout.action).reshape(-1, 7)
     k_gap = jax.random.split(step["before"].key, 4)[3]
     k_e, _ = jax.random.split(k_gap)
-    n = learn.GAP_SAMPLES
+    n = adversarial.GAP_SAMPLES
     r_e = corrected(x_e[np.asarray(jax.random.randint(k_e, (n,), 0, len(x_e)))]).mean()
     r_a = corrected(x_a).mean()
     m = step["metrics"]
@@ -289,6 +293,32 @@ def test_cli_run_evaluates_plots_and_resumes_bit_exactly(cli_run, traced):
     strip = lambda line: {k: v for k, v in line.items() if k != "wall_s"}  # noqa: E731
     assert [strip(line) for line in resumed] == [strip(line) for line in lines]
     jax.tree.map(np.testing.assert_array_equal, load_policy(open_run(cli_run)), policy)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(cli_run, files):
+    """Its record is there, so `--resume` trains it from iteration 0 with its own
+    settings, to the numbers of the run that was never stopped."""
+    killed = files["root"] / "killed"
+    shutil.copytree(cli_run, killed)
+    shutil.rmtree(killed / "checkpoints")
+    (killed / "metrics.jsonl").write_text("")  # whatever it logged is trimmed away
+    result = _cli("learn", "--resume", killed)
+    assert result.exit_code == 0, result.output
+    assert "no checkpoint yet" in result.output
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "wall_s"}  # noqa
+                          for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert strip(killed) == strip(cli_run)
+
+
+def test_any_runs_policy_loads_from_the_leading_leaves_of_its_checkpoint(cli_run):
+    """``load_policy`` restores only the PPOState a learner's state begins with; it must
+    be the policy inside the whole restored learner state."""
+    from trirl.export import load_run_reward
+
+    actor, stats = load_policy(open_run(cli_run))
+    whole = load_run_reward(cli_run).ppo_state
+    jax.tree.map(np.testing.assert_array_equal, (actor, stats),
+                 (whole.actor, whole.obs_stats))
 
 
 @pytest.mark.parametrize("variant,k", [("tr_loss", K), ("retrospective_eta", K),
@@ -385,12 +415,12 @@ def test_config_file_set_and_flags_layer_in_order(tmp_path):
                     "[ppo]\nlearning_rate = 5e-5\nhidden = [64, 64]\n"
                     "[trust_region]\nmean_bound = 0.002\n[disc]\nnum_steps = 30\n"
                     "[env]\nepisode_length = 50\n")
-    file_settings, file_env = learn.read_config_file(path)
+    file_settings, file_env = settings_lib.read_config_file(path)
     assert file_env == ("episode_length=50",)
-    merged = learn.merge_settings(file_settings, learn.parse_settings(("eps=0.55",)),
+    merged = settings_lib.merge_settings(file_settings, settings_lib.parse_settings(("eps=0.55",)),
                                   flag_settings(capacity=90, beta=500.0))
-    config = learn.build_config(merged)
-    default = learn.TRIRLConfig()
+    config = settings_lib.build_config(merged)
+    default = config_lib.TRIRLConfig()
     assert config.variant == "tr_loss" and config.capacity == 90 and config.eps == 0.55
     assert config.ppo.learning_rate == 5e-5 and config.ppo.hidden == (64, 64)
     assert config.ppo.entropy_coef == pytest.approx(1 / 500) and config.beta == pytest.approx(500)
@@ -399,47 +429,47 @@ def test_config_file_set_and_flags_layer_in_order(tmp_path):
     assert config.disc.num_steps == 30 and config.fit == default.fit
     # The settings a run records rebuild the same config.
     import dataclasses
-    assert learn.config_from_dict(json.loads(json.dumps(dataclasses.asdict(config))), "x") \
+    assert settings_lib.config_from_dict(json.loads(json.dumps(dataclasses.asdict(config))), "x") \
         == config
 
 
 def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_user():
-    fitted = learn.build_config(learn.preset_settings("point_maze"))
-    assert fitted.disc == learn.TRIRLConfig().disc
-    features = learn.build_config(learn.preset_settings(
-        "point_maze", learn.parse_settings(("reward_model=features",))))
+    fitted = settings_lib.build_config(presets.preset_settings("point_maze"))
+    assert fitted.disc == config_lib.TRIRLConfig().disc
+    features = settings_lib.build_config(presets.preset_settings(
+        "point_maze", settings_lib.parse_settings(("reward_model=features",))))
     assert features.disc.hidden == () and features.disc.learning_rate == 1e-2
     assert features.reward_eta_floor == 80.0 and fitted.reward_eta_floor == 0.0
     assert features.variant == "tr_loss" and fitted.variant == "max_eta"
     assert features.feature_names == ("goal_distance",) and fitted.feature_names == ()
-    max_eta = learn.build_config(learn.preset_settings(
-        "point_maze", learn.parse_settings(("reward_model=features", "variant=max_eta"))))
+    max_eta = settings_lib.build_config(presets.preset_settings(
+        "point_maze", settings_lib.parse_settings(("reward_model=features", "variant=max_eta"))))
     assert max_eta.variant == "max_eta" and max_eta.reward_eta_floor == 80.0
     assert max_eta.disc.hidden == ()
     # Budgets: the feature model's own, the env's, the global default.
-    assert learn.preset_steps("point_maze", features) == 500_000
-    assert learn.preset_steps("point_maze", fitted) == 300_000
-    assert learn.preset_steps("halfcheetah", features) == learn.DEFAULT_STEPS
-    mine = learn.build_config(learn.preset_settings(
-        "point_maze", learn.parse_settings(("reward_model=features", "disc.hidden=32"))))
+    assert presets.preset_steps("point_maze", features) == 500_000
+    assert presets.preset_steps("point_maze", fitted) == 300_000
+    assert presets.preset_steps("halfcheetah", features) == presets.DEFAULT_STEPS
+    mine = settings_lib.build_config(presets.preset_settings(
+        "point_maze", settings_lib.parse_settings(("reward_model=features", "disc.hidden=32"))))
     assert mine.disc.hidden == (32,) and mine.disc.learning_rate == 1e-2
     # HalfCheetah's (and its variants') feature model is linear, with the paper's policy
     # steps; envs without a feature preset keep the paper defaults.
     for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars"):
-        cheetah = learn.build_config(learn.preset_settings(
-            name, learn.parse_settings(("reward_model=features",))))
+        cheetah = settings_lib.build_config(presets.preset_settings(
+            name, settings_lib.parse_settings(("reward_model=features",))))
         assert cheetah.disc.hidden == () and cheetah.disc.learning_rate == 1e-2
         assert cheetah.variant == "max_eta" and cheetah.reward_eta_floor == 0.0
-        assert learn.build_config(learn.preset_settings(name)).disc == learn.TRIRLConfig().disc
+        assert settings_lib.build_config(presets.preset_settings(name)).disc == config_lib.TRIRLConfig().disc
         # Every HalfCheetah learner, either reward model, starts at std 0.2; --set wins.
         assert cheetah.ppo.init_std == 0.2
-        assert learn.build_config(learn.preset_settings(name)).ppo.init_std == 0.2
-        assert learn.build_config(learn.preset_settings(
-            name, learn.parse_settings(("ppo.init_std=0.6",)))).ppo.init_std == 0.6
-    other = learn.build_config(learn.preset_settings(
-        "hopper", learn.parse_settings(("reward_model=features",))))
-    assert other.disc == learn.TRIRLConfig().disc
-    assert other.ppo.init_std == learn.TRIRLConfig().ppo.init_std == 0.6
+        assert settings_lib.build_config(presets.preset_settings(name)).ppo.init_std == 0.2
+        assert settings_lib.build_config(presets.preset_settings(
+            name, settings_lib.parse_settings(("ppo.init_std=0.6",)))).ppo.init_std == 0.6
+    other = settings_lib.build_config(presets.preset_settings(
+        "hopper", settings_lib.parse_settings(("reward_model=features",))))
+    assert other.disc == config_lib.TRIRLConfig().disc
+    assert other.ppo.init_std == config_lib.TRIRLConfig().ppo.init_std == 0.6
 
 
 def test_env_defaults_to_the_demos_env(tmp_path):
@@ -481,7 +511,7 @@ def test_readme_config_example_is_valid(tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     path = tmp_path / "readme.toml"
     path.write_text(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
-    settings, env_settings = learn.read_config_file(path)
-    config = learn.build_config(settings)
+    settings, env_settings = settings_lib.read_config_file(path)
+    config = settings_lib.build_config(settings)
     assert config.variant == "max_eta" and config.capacity == 100
     assert env_settings == ("episode_length=100",)

@@ -221,7 +221,7 @@ def test_critic_hidden_sizes_the_critic_alone_and_survives_flags_and_json(pm):
     through ``--set critic_hidden=...`` and a run's config.json unchanged."""
     import json
 
-    from trirl.expert import parse_overrides, ppo_config_from_dict
+    from trirl.settings import parse_overrides, ppo_config_from_dict
 
     cfg = dataclasses.replace(CFG, **parse_overrides(("critic_hidden=6,5",), PPOConfig, "PPO"))
     assert cfg.critic_hidden == (6, 5) and cfg.hidden == CFG.hidden

@@ -86,7 +86,7 @@ def test_composite_reproduces_the_learner_reward(run):
     assert reward(obs.reshape(8, 8, -1), act.reshape(8, 8, -1)).shape == (8, 8)
     np.testing.assert_allclose(reward(obs[0], act[0]), got[0], **TOL)
     # r(s_a): the header's value (the learner's), the reader's, and the recursion's.
-    x_abs = rr.session.learner._absorbing_x()[None]
+    x_abs = rr.session.learner.absorbing_x()[None]
     assert reward.absorbing_reward == pytest.approx(reward.header["absorbing_reward"], abs=1e-6)
     assert reward.absorbing_reward == pytest.approx(float(_np64_composite(rr, x_abs)[0]),
                                                     abs=1e-5)

@@ -1,5 +1,8 @@
 """Adversarial baselines on TRIRL's machinery: GAIL, AIRL and AMP (paper App. C.1).
 
+Composed from the parts of :mod:`trirl.adversarial` that TRIRL is made of too; none of
+it derives from TRIRL.
+
 ``trirl learn --algo gail|airl|amp`` trains them with everything a TRIRL run shares --
 the PPO of ``trirl.ppo``, the discriminator network and inputs of
 ``trirl.discriminator`` (``TRIRLConfig.disc``/``inputs``), the demo-statistics input
@@ -47,10 +50,12 @@ import jax
 import jax.numpy as jnp
 
 from trirl import discriminator as disc
-from trirl import normalizer, trpl
-from trirl.learn import GAP_SAMPLES, TRIRL, ExpertData, RewardParams, Trace, TRIRLState
+from trirl import envs, normalizer
+from trirl.adversarial import (DiscInputs, ExpertData, LearnerState, Trace, disc_metrics,
+                               policy_kl, reward_gap, sample_rows, train_discriminator)
+from trirl.config import TRIRLConfig
 from trirl.policy import log_prob
-from trirl.ppo import all_finite
+from trirl.ppo import PPO, PPOState, Rollout, all_finite
 from trirl.rewards.reward import output_transform
 
 # GAIL's reward choices as output transforms of the discriminator output z
@@ -58,7 +63,7 @@ from trirl.rewards.reward import output_transform
 _GAIL_OUTPUTS = {"log_d": "log_sigmoid", "neg_log_one_minus_d": "softplus", "logit": "identity"}
 
 
-def output_name(config) -> str:
+def output_name(config: TRIRLConfig) -> str:
     """The transform turning the discriminator output z into the policy's reward: GAIL's
     ``gail_reward`` choice, AMP's ``max(0, 1 - 0.25 (z - 1)^2)`` (Peng et al. 2021, eq. 7),
     AIRL's z itself (= f - log pi). One definition for training and the exported file,
@@ -70,44 +75,66 @@ def output_name(config) -> str:
     return "identity"
 
 
-class Adversarial(TRIRL):
-    """GAIL / AIRL / AMP (``config.algo``): pure functions over :class:`TRIRLState`
-    (``buffer``/``fit_opt_state`` are empty, ``policies`` None), so runs, checkpoints,
-    sessions and exports are TRIRL runs' own machinery."""
+class AIRLInputs(DiscInputs):
+    """AIRL's rows ``[s, i, s', i', log pi(a|s)]``: f reads the (s, s') part, the last
+    column holds the log-density of the policy that collected the rollout (0 in s_a,
+    where no policy acts). :meth:`rows` gives the (s, s') part; :meth:`with_log_prob`
+    appends the column."""
 
-    def __init__(self, env, config, num_iterations: int = 1):
-        super().__init__(env, config, num_iterations)
-        self.algo = config.algo
-        self.airl = self.algo == "airl"
-        self.gamma = config.ppo.gamma
-        self.output = output_name(config)
-        if self.airl:
-            # f reads (s, s'); the extra last column holds log pi(a|s) (0 in s_a).
-            self.pair_cfg = dataclasses.replace(self.disc_cfg, inputs="ss")
-            self.state_dim = env.observation_size + int(self.disc_cfg.use_absorbing)
-            self.input_dim = 2 * self.state_dim + 1
+    def __init__(self, env: envs.Env, cfg: disc.DiscriminatorConfig, normalize: bool):
+        super().__init__(env, dataclasses.replace(cfg, inputs="ss"), normalize)
+        self.state_dim = env.observation_size + int(cfg.use_absorbing)
+        self.input_dim = 2 * self.state_dim + 1
 
-    # -- inputs -----------------------------------------------------------------------
-
-    def disc_x(self, stats, obs, action, next_obs, next_absorbing) -> jax.Array:
-        """As TRIRL's; AIRL: the (s, s') part ``[s, i, s', i']`` (append log pi with
-        :meth:`airl_rows`)."""
-        if not self.airl:
-            return super().disc_x(stats, obs, action, next_obs, next_absorbing)
-        if self.config.normalize_disc_inputs:
+    def rows(self, stats, obs, action, next_obs, next_absorbing) -> jax.Array:
+        if self.normalize:
             obs, next_obs = normalizer.normalize(stats, obs), normalizer.normalize(stats, next_obs)
-        return disc.disc_input(self.pair_cfg, obs, None, next_obs, next_absorbing=next_absorbing)
+        return disc.disc_input(self.cfg, obs, None, next_obs, next_absorbing=next_absorbing)
+
+    def absorbing_row(self) -> jax.Array:
+        pair = disc.absorbing_input(self.cfg, self.env.observation_size, self.env.action_size)
+        return jnp.concatenate([pair, jnp.zeros((1,), pair.dtype)])
 
     @staticmethod
-    def airl_rows(x_pair: jax.Array, logp: jax.Array) -> jax.Array:
+    def with_log_prob(x_pair: jax.Array, logp: jax.Array) -> jax.Array:
         return jnp.concatenate([x_pair, logp[..., None].astype(x_pair.dtype)], axis=-1)
 
-    def _absorbing_x(self) -> jax.Array:
-        if not self.airl:
-            return super()._absorbing_x()
-        pair = disc.absorbing_input(self.pair_cfg, self.env.observation_size,
-                                    self.env.action_size)
-        return jnp.concatenate([pair, jnp.zeros((1,), pair.dtype)])  # no policy acts in s_a
+
+class Adversarial:
+    """GAIL / AIRL / AMP (``config.algo``): pure functions over ``LearnerState``
+    (``buffer``/``fit_opt_state`` empty, ``policies`` None), so runs, checkpoints,
+    sessions and exports are the learners' common machinery.
+
+    Args:
+      env: the environment.
+      config: :class:`~trirl.config.TRIRLConfig` with ``algo`` a baseline.
+      num_iterations: unused (the learners' common signature).
+    """
+
+    def __init__(self, env: envs.Env, config: TRIRLConfig, num_iterations: int = 1):
+        self.env, self.config = env, config
+        self.airl = config.algo == "airl"
+        self.gamma, self.beta = config.ppo.gamma, config.beta
+        self.output = output_name(config)
+        self.disc_cfg = config.discriminator
+        self.inputs = AIRLInputs(env, self.disc_cfg, config.normalize_disc_inputs) \
+            if self.airl else DiscInputs(env, self.disc_cfg, config.normalize_disc_inputs)
+        self.input_dim = self.inputs.input_dim
+        self.feature_spec = None
+        # Plain clipped PPO: the TRPL projection is part of TRIRL (config.policy_ppo).
+        self.ppo = PPO(env, config.policy_ppo)
+
+    @property
+    def state_dim(self) -> int:
+        return self.inputs.state_dim
+
+    def disc_x(self, stats, obs, action, next_obs, next_absorbing) -> jax.Array:
+        """The discriminator's rows (AIRL: the (s, s') part; append log pi with
+        ``AIRLInputs.with_log_prob``)."""
+        return self.inputs.rows(stats, obs, action, next_obs, next_absorbing)
+
+    def absorbing_x(self) -> jax.Array:
+        return self.inputs.absorbing_row()
 
     # -- the discriminator ------------------------------------------------------------
 
@@ -138,11 +165,6 @@ class Adversarial(TRIRL):
             return self.airl_logits(params, x)
         return disc.logits(self.disc_cfg, params, x)
 
-    def train_discriminator(self, params, opt_state, expert_pool, agent_pool, key):
-        (x_e, n_e), (x_a, n_a) = expert_pool, agent_pool
-        extra = {"logit_fn": self.airl_logits, "penalty_fn": self.airl_f} if self.airl else {}
-        return disc.train(self.disc_cfg, params, opt_state, x_e, x_a, key, n_e, n_a, **extra)
-
     # -- rewards ----------------------------------------------------------------------
 
     def policy_reward(self, params, x: jax.Array) -> jax.Array:
@@ -156,69 +178,63 @@ class Adversarial(TRIRL):
             return self.airl_g(params, x)
         return self.policy_reward(params, x)
 
-    def reward_fn(self, params: RewardParams, obs, action, next_obs, absorbing) -> jax.Array:
-        """``LearnedReward.fn``. AIRL: f only -- its ``- log pi(a|s)`` needs the
-        behaviour policy, so :meth:`iteration` takes it from the rollout instead."""
-        x = self.disc_x(params.disc_stats, obs, action, next_obs, absorbing)
-        if self.airl:
-            return self.airl_f(params.disc_params, x)
-        return self.policy_reward(params.disc_params, x)
-
-    def absorbing_reward(self, params: RewardParams) -> jax.Array:
+    def absorbing_reward(self, disc_params) -> jax.Array:
         if not self.disc_cfg.use_absorbing:
             return jnp.zeros((), jnp.float32)
-        return self.policy_reward(params.disc_params, self._absorbing_x()[None])[0]
+        return self.policy_reward(disc_params, self.absorbing_x()[None])[0]
 
     # -- state and iteration ----------------------------------------------------------
 
-    def init(self, key: jax.Array, expert: ExpertData) -> TRIRLState:
+    def init(self, key: jax.Array, expert: ExpertData) -> LearnerState:
         k_ppo, k_disc, key = jax.random.split(key, 3)
         disc_params = self.init_disc(k_disc)
-        stats = normalizer.update(normalizer.init(self.env.observation_size), expert.obs)
-        return TRIRLState(ppo=self.ppo.init(k_ppo), disc_params=disc_params,
-                          disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
-                          buffer=(), fit_opt_state=(), disc_stats=stats, policies=None, key=key)
+        return LearnerState(ppo=self.ppo.init(k_ppo), disc_params=disc_params,
+                            disc_opt_state=disc.init_opt_state(self.disc_cfg, disc_params),
+                            buffer=(), fit_opt_state=(), disc_stats=self.inputs.demo_stats(expert),
+                            policies=None, key=key)
 
-    def iteration(self, state: TRIRLState, expert: ExpertData
-                  ) -> tuple[TRIRLState, dict, Trace]:
-        """collect; train the discriminator on expert vs. rollout (+ absorbing samples);
-        one PPO update on the latest discriminator's reward."""
+    def iteration(self, state: LearnerState, expert: ExpertData
+                  ) -> tuple[LearnerState, dict, Trace]:
+        """collect; update the discriminator on expert vs. rollout (+ absorbing samples);
+        one PPO step on the latest discriminator's reward."""
         key, k_disc, k_gap = jax.random.split(state.key, 3)
         ppo_state, rollout, ep_stats = self.ppo.collect(state.ppo)
+        x, x_e = self.transitions(state, ppo_state, rollout, expert)
+        disc_params, disc_opt_state, dm = self.update_discriminator(state, x, x_e, rollout,
+                                                                    expert, k_disc)
+        rewards = self.policy_reward(disc_params, x).reshape(rollout.absorbing.shape)
+        r_abs = self.absorbing_reward(disc_params)
+        ppo_state, metrics = self.ppo.update_with_rewards(ppo_state, rollout, rewards, r_abs)
+
+        k_e, k_a = jax.random.split(k_gap)
+        metrics = {**metrics, **ep_stats, "policy_kl": policy_kl(self.ppo, ppo_state, rollout),
+                   **reward_gap(jnp.mean(self.policy_reward(disc_params, sample_rows(k_e, x_e))),
+                                jnp.mean(self.policy_reward(disc_params, sample_rows(k_a, x)))),
+                   **disc_metrics(dm), "reward_std": jnp.std(rewards), "reward_absorbing": r_abs,
+                   "finite": all_finite((ppo_state.actor, ppo_state.critic, disc_params))}
+        state = LearnerState(ppo=ppo_state, disc_params=disc_params,
+                             disc_opt_state=disc_opt_state, buffer=(), fit_opt_state=(),
+                             disc_stats=state.disc_stats, policies=None, key=key)
+        return state, metrics, Trace(rollout=rollout, rewards=rewards, absorbing_reward=r_abs)
+
+    def transitions(self, state: LearnerState, collector: PPOState, rollout: Rollout,
+                    expert: ExpertData) -> tuple[jax.Array, jax.Array]:
+        """Rollout rows (N, D) and expert rows. AIRL: with log pi of the policy that
+        collected the rollout, at the agent's (raw) and the expert's actions:
+        D = exp(f) / (exp(f) + pi(a|s)) for both sets."""
         stats = state.disc_stats
         x = self.disc_x(stats, rollout.obs, rollout.action, rollout.next_obs, rollout.absorbing)
         x_e = self.disc_x(stats, expert.obs, expert.actions, expert.next_obs, expert.absorbing)
         if self.airl:
-            # log pi of the policy that collected the rollout, at the agent's (raw) and the
-            # expert's actions: D = exp(f) / (exp(f) + pi(a|s)) for both sets.
-            mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, expert.obs)
-            x = self.airl_rows(x, rollout.log_prob)
-            x_e = self.airl_rows(x_e, log_prob(mean, std, expert.actions))
-        x = x.reshape(-1, self.input_dim)
-        disc_params, disc_opt_state, dm = self.train_discriminator(
-            state.disc_params, state.disc_opt_state, self._with_absorbing(x_e, expert.absorbing),
-            self._with_absorbing(x, rollout.absorbing), k_disc)
+            mean, std = self.ppo.policy(collector.actor, collector.obs_stats, expert.obs)
+            x = self.inputs.with_log_prob(x, rollout.log_prob)
+            x_e = self.inputs.with_log_prob(x_e, log_prob(mean, std, expert.actions))
+        return x.reshape(-1, self.input_dim), x_e
 
-        params = RewardParams(buffer=(), disc_params=disc_params, disc_stats=stats, etas=None)
-        rewards = self.policy_reward(disc_params, x).reshape(rollout.absorbing.shape)
-        r_abs = self.absorbing_reward(params)
-        ppo_state, metrics = self.ppo.update_with_rewards(ppo_state, rollout, rewards, r_abs)
-
-        mean, std = self.ppo.policy(ppo_state.actor, ppo_state.obs_stats, rollout.obs)
-        old_std = rollout.std.reshape(-1, rollout.std.shape[-1])[0]
-        k_e, k_a = jax.random.split(k_gap)
-        pick = lambda k, a: a[jax.random.randint(k, (GAP_SAMPLES,), 0, a.shape[0])]  # noqa: E731
-        r_e = jnp.mean(self.policy_reward(disc_params, pick(k_e, x_e)))
-        r_a = jnp.mean(self.policy_reward(disc_params, pick(k_a, x)))
-        metrics.update(ep_stats)
-        metrics.update(
-            policy_kl=jnp.mean(trpl.gaussian_kl(mean, std, rollout.mean, old_std)),
-            reward_expert=r_e, reward_agent=r_a, reward_gap=r_e - r_a,
-            disc_loss=dm["loss"], disc_data_loss=dm["data"], disc_gp=dm["gp"],
-            disc_expert_acc=dm["expert_acc"], disc_agent_acc=dm["agent_acc"],
-            disc_accuracy=0.5 * (dm["expert_acc"] + dm["agent_acc"]),
-            reward_std=jnp.std(rewards), reward_absorbing=r_abs,
-            finite=all_finite((ppo_state.actor, ppo_state.critic, disc_params)))
-        state = TRIRLState(ppo=ppo_state, disc_params=disc_params, disc_opt_state=disc_opt_state,
-                           buffer=(), fit_opt_state=(), disc_stats=stats, policies=None, key=key)
-        return state, metrics, Trace(rollout=rollout, rewards=rewards, absorbing_reward=r_abs)
+    def update_discriminator(self, state: LearnerState, x: jax.Array, x_e: jax.Array,
+                             rollout: Rollout, expert: ExpertData, key: jax.Array):
+        """The latest discriminator on expert vs. rollout rows (+ absorbing samples);
+        AIRL's logit and gradient penalty go through f."""
+        extra = {"logit_fn": self.airl_logits, "penalty_fn": self.airl_f} if self.airl else {}
+        return train_discriminator(self.disc_cfg, self.inputs, state.disc_params,
+                                   state.disc_opt_state, x, x_e, rollout, expert, key, **extra)

@@ -76,5 +76,22 @@ class Checkpointer:
                   for i, leaf in enumerate(leaves)]
         return jax.tree.unflatten(treedef, leaves), dict(restored["record"] or {})
 
+    def restore_leading(self, like: Any, step: Optional[int] = None) -> Any:
+        """The first leaves of checkpoint ``step`` (default: latest), in the structure
+        of ``like``: a state whose pytree *begins* with ``like``'s (a learner's state
+        begins with its ``PPOState``) gives back that part without the rest's template.
+        The saved shapes come from the checkpoint's own metadata."""
+        step = self.latest_step() if step is None else step
+        saved = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+        saved = getattr(saved, "item_metadata", saved)
+        template = {k: np.zeros(m.shape, m.dtype) for k, m in saved.items()}
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template)))["state"]
+        leaves, treedef = jax.tree.flatten(like)
+        leaves = [jnp.asarray(restored[f"{i:05d}"]) if f"{i:05d}" in restored
+                  else jnp.zeros(np.shape(leaf), leaf.dtype)  # zero-size: nothing saved
+                  for i, leaf in enumerate(leaves)]
+        return jax.tree.unflatten(treedef, leaves)
+
     def close(self) -> None:
         self._manager.close()

@@ -49,92 +49,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from trirl import compare_report
 from trirl.errors import Interrupted, TrirlError
+from trirl.grid import (CELL_FILE, GRID_ALGOS, GRID_FILE, LEARN_DIR, REOPTIMISE_DEFINING,
+                        RUN_DEFINING, CompareConfig, cell_dir, reoptimise_dirs)
 from trirl.report import EVALUATION_FILE, cached_evaluation
-
-ALGOS = ("trirl", "gail", "airl", "amp")
-# Columns a grid may have: the learners above, plus TRIRL with the feature-based reward
-# model (the paper's Table 1 model, whose rewards can transfer), each as the TRIRL
-# settings that make it. Not in the default --algos.
-GRID_ALGOS: dict[str, dict] = {**{a: {"algo": a} for a in ALGOS},
-                               "trirl_features": {"algo": "trirl", "reward_model": "features"}}
-GRID_FILE = "compare.json"
-CELL_FILE = "cell.json"
-LEARN_DIR = "learn"
-# Settings that decide what a cell's run is: a rerun that changes them would mix runs
-# of different experiments under one report, so it is refused.
-RUN_DEFINING = ("seeds", "seed", "steps", "settings", "env_settings", "checkpoint_every",
-                "backend")
-# Settings of the retrain/transfer runs: checked only between invocations that both
-# re-optimise, so a training-only rerun (more algorithms, say) need not repeat them.
-REOPTIMISE_DEFINING = ("retrain_steps", "retrain_settings")
-
-
-@dataclasses.dataclass(frozen=True)
-class CompareConfig:
-    """One grid of `trirl compare`.
-
-    Attributes:
-      envs, algos: the grid's rows and columns.
-      seeds: seeds per cell, trained together (vmap) in one run; ``seed`` is the first.
-      steps: environment steps per seed [None: each env's preset, as `trirl learn`].
-      demos: ``((env, file), ...)`` demonstrations [default: the env's bundled demos].
-        A file also gives the expert/random returns of the normalised score, so one may
-        be given for a transfer target too.
-      retrain: export each seed's reward and retrain a fresh policy on it.
-      transfer: ``((env, target), ...)``: the same on a changed environment.
-      settings / env_settings: ``KEY=VALUE`` strings as `trirl learn --set` / `--env-set`
-        take them, for every cell (kept as text: JSON-able, and compared on rerun).
-      retrain_steps: env steps of each retrain/transfer run [None: ``steps``, else the
-        learner's budget from the reward's header].
-      retrain_settings: PPO ``KEY=VALUE`` strings for those runs, as `trirl retrain --set`
-        takes them (e.g. ``init_std=0.2``: a fresh policy need not spend its budget
-        shrinking the learner's initial std).
-      isolate: a child process per cell (module docstring, *Resources*).
-      bootstrap_reps / bootstrap_seed: the report's confidence intervals.
-    """
-
-    envs: tuple[str, ...] = ("point_maze",)
-    algos: tuple[str, ...] = ALGOS
-    seeds: int = 5
-    seed: int = 0
-    steps: Optional[int] = None
-    demos: tuple[tuple[str, str], ...] = ()
-    retrain: bool = False
-    transfer: tuple[tuple[str, str], ...] = ()
-    settings: tuple[str, ...] = ()
-    env_settings: tuple[str, ...] = ()
-    checkpoint_every: int = 50
-    backend: Optional[str] = None
-    retrain_steps: Optional[int] = None
-    retrain_settings: tuple[str, ...] = ()
-    isolate: bool = True
-    bootstrap_reps: int = 50_000
-    bootstrap_seed: int = 0
-
-    @property
-    def demo_files(self) -> dict[str, Path]:
-        return {env: Path(path) for env, path in self.demos}
-
-    @property
-    def reoptimise_steps(self) -> Optional[int]:
-        """Env steps of each retrain/transfer run (None: the reward's training budget)."""
-        return self.retrain_steps or self.steps
-
-    def targets(self, env: str) -> list[str]:
-        return [t for e, t in self.transfer if e == env]
-
-    def to_json(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_json(cls, values: dict) -> "CompareConfig":
-        def tuples(v):
-            return tuple(tuples(x) for x in v) if isinstance(v, list) else v
-
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuples(v) for k, v in values.items() if k in fields})
-
 
 def parse_pairs(items, flag: str, example: str) -> tuple[tuple[str, str], ...]:
     """``("point_maze=a.npz",)`` -> ``(("point_maze", "a.npz"),)``; one-line error naming
@@ -160,7 +79,7 @@ def parse_list(text: str, flag: str) -> tuple[str, ...]:
 
 def _env_overrides(config: CompareConfig, env_name: str) -> dict:
     from trirl import envs
-    from trirl.expert import parse_overrides
+    from trirl.settings import parse_overrides
 
     try:
         return parse_overrides(config.env_settings, envs.registry()[env_name].config_class,
@@ -170,8 +89,8 @@ def _env_overrides(config: CompareConfig, env_name: str) -> dict:
 
 
 def _retrain_overrides(config: CompareConfig) -> dict:
-    from trirl.expert import parse_overrides
     from trirl.ppo import PPOConfig
+    from trirl.settings import parse_overrides
 
     try:
         return parse_overrides(config.retrain_settings, PPOConfig, "PPO")
@@ -180,7 +99,7 @@ def _retrain_overrides(config: CompareConfig) -> dict:
 
 
 def _demos_for(config: CompareConfig, env_name: str) -> Optional[Path]:
-    from trirl.evaluation import bundled_demos
+    from trirl.references import bundled_demos
 
     return config.demo_files.get(env_name) or bundled_demos(env_name)
 
@@ -189,7 +108,9 @@ def check(config: CompareConfig) -> None:
     """Every input error of a grid as one line naming the flag, before anything is
     written or trained."""
     from trirl import envs, learn
-    from trirl.evaluation import demo_reference
+    from trirl.presets import learn_config
+    from trirl.references import demo_reference
+    from trirl.settings import merge_settings, parse_settings
 
     known = envs.names()
     for flag, values, options in (("--envs", config.envs, known),
@@ -238,7 +159,7 @@ def check(config: CompareConfig) -> None:
     if len({e for e, _ in config.demos}) != len(config.demos):
         raise TrirlError("--demos names an env twice; give one file per env")
     try:
-        settings = learn.parse_settings(config.settings)
+        settings = parse_settings(config.settings)
     except TrirlError as exc:
         raise TrirlError(f"--set: {exc}") from None
     for name in ("algo", "reward_model"):
@@ -264,8 +185,7 @@ def check(config: CompareConfig) -> None:
             env = envs.make(env_name, backend=config.backend, **overrides)
             for algo in config.algos:
                 try:
-                    cfg = learn.build_config(learn.preset_settings(
-                        env_name, learn.merge_settings(settings, algo_settings(algo))))
+                    cfg = learn_config(env_name, merge_settings(settings, algo_settings(algo)))
                     learn.load_demos(path, env, cfg)
                 except TrirlError as exc:
                     raise TrirlError(f"--set / --algos {algo} on {env_name}: {exc}") from None
@@ -331,18 +251,6 @@ def algo_settings(algo: str) -> dict:
     return {"": dict(GRID_ALGOS[algo])}
 
 
-def cell_dir(out: Path, env_name: str, algo: str) -> Path:
-    return Path(out) / "cells" / env_name / algo
-
-
-def reoptimise_dirs(config: CompareConfig, cell: Path, env_name: str) -> list[tuple[str, str, Path]]:
-    """``(kind, env, run dir)`` of the cell's retrain/transfer runs, one per seed."""
-    stages = ([("retrain", env_name, "retrain")] if config.retrain else []) + [
-        ("transfer", t, f"transfer-{t}") for t in config.targets(env_name)]
-    return [(kind, target, cell / name / f"seed{i}")
-            for kind, target, name in stages for i in range(config.seeds)]
-
-
 def _final_checkpoint(run_dir: Path) -> bool:
     """Whether the run's last iteration is checkpointed (a committed Orbax step is a
     directory named by its step; uncommitted ones carry a temporary suffix)."""
@@ -370,13 +278,9 @@ def _peak_rss_mb() -> float:
 
 
 def _latest_step(run_dir: Path) -> Optional[int]:
-    from trirl.checkpoint import Checkpointer
+    from trirl.runs import latest_step
 
-    ckpt = Checkpointer(run_dir / "checkpoints")
-    try:
-        return ckpt.latest_step()
-    finally:
-        ckpt.close()
+    return latest_step(run_dir)
 
 
 def _record(cell: Path, entry: dict) -> None:
@@ -398,6 +302,7 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
                  show_progress: bool) -> None:
     """Train (or resume) the cell's learn run and record the invocation."""
     from trirl import learn
+    from trirl.settings import merge_settings, parse_settings
 
     run_dir = cell / LEARN_DIR
     if _stale(run_dir):
@@ -415,8 +320,8 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
         else:
             learn.train(env_name, demos=config.demo_files.get(env_name), run_dir=run_dir,
                         steps=config.steps, seeds=config.seeds, seed=config.seed,
-                        settings=learn.merge_settings(learn.parse_settings(config.settings),
-                                                      algo_settings(algo)),
+                        settings=merge_settings(parse_settings(config.settings),
+                                                algo_settings(algo)),
                         env_overrides=_env_overrides(config, env_name),
                         checkpoint_every=config.checkpoint_every,
                         show_progress=show_progress, backend=config.backend)
@@ -538,7 +443,6 @@ def run_grid(config: CompareConfig, out: Path, *, show_progress: bool = True,
              log=print) -> dict:
     """Validate, train every unfinished cell, then write the report; returns the
     report's summary (``trirl.compare_report.write``)."""
-    from trirl import compare_report
     from trirl.runner import write_json_atomic
 
     out = Path(out)

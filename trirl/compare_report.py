@@ -27,10 +27,10 @@ from typing import Optional
 import numpy as np
 
 from trirl import stats
-from trirl.compare import (CELL_FILE, EVALUATION_FILE, GRID_FILE, LEARN_DIR, CompareConfig,
-                           cell_dir, reoptimise_dirs)
+from trirl.grid import (CELL_FILE, GRID_FILE, LEARN_DIR, CompareConfig, cell_dir,
+                        reoptimise_dirs)
 from trirl.errors import TrirlError
-from trirl.report import seed_scores
+from trirl.report import EVALUATION_FILE, seed_scores
 
 REPORT_DIR = "report"
 COLUMNS = ("training", "retraining", "transfer")

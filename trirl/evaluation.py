@@ -1,14 +1,11 @@
-"""Evaluating trained policies and recording demonstrations from them.
+"""Evaluating trained policies of any run and recording demonstrations from them.
 
-The normalised score is ``(R - R_random) / (R_expert - R_random)`` (expert = 1,
-random = 0), with the reference returns taken from a demo file's metadata -- the same
-numbers the demos were published with, so scores are comparable across tools.
+Scores are normalised against the reference returns of :mod:`trirl.references`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 from pathlib import Path
 from typing import Optional
 
@@ -17,35 +14,12 @@ import numpy as np
 
 from trirl import demos as demos_lib
 from trirl.errors import TrirlError
-from trirl.expert import Run, load_policy, open_run
+from trirl.references import bundled_demos, demo_reference, normalized_score
+from trirl.runs import Run, load_policy, open_run
 
 
 def _act_fn(run: Run, stochastic: bool):
     return run.ppo.act_stochastic if stochastic else run.ppo.act_deterministic
-
-
-def bundled_demos(env_name: str) -> Optional[Path]:
-    """Path of the demo file shipped in ``trirl.examples`` for ``env_name``, if any."""
-    path = importlib.resources.files("trirl.examples") / f"{env_name}.npz"
-    return Path(str(path)) if path.is_file() else None
-
-
-def normalized_score(ret, expert: float, random: float):
-    """``(ret - random) / (expert - random)``: expert = 1, random = 0 (works on arrays)."""
-    return (ret - random) / (expert - random)
-
-
-def demo_reference(path: Path, env_name: str) -> Optional[dict]:
-    """The expert/random mean returns in a demo file's metadata (None when it has none),
-    for normalised scores on ``env_name``; demos of another env are refused."""
-    meta = demos_lib.load(path).metadata
-    if meta["env"] != env_name:
-        raise TrirlError(f"{path}: demos are for env {meta['env']!r}, not {env_name!r}; pass "
-                         f"--demos recorded on {env_name}")
-    if meta.get("expert_return_mean") is None or meta.get("random_return_mean") is None:
-        return None
-    return {"expert_return_mean": meta["expert_return_mean"],
-            "random_return_mean": meta["random_return_mean"], "source": str(path)}
 
 
 def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic: bool = False,

@@ -237,7 +237,7 @@ def adversarial(rr: RunReward) -> tuple[dict, dict]:
                        "h(s') - h(s) - log pi(a|s) (PPO with entropy coefficient 1 / beta)")
     header["networks"] = {"reward": _network(layers, "reward", cfg.disc.activation)}
     header["adversarial"] = {"algo": cfg.algo, "output": output}
-    x_abs = learner._absorbing_x()[None]
+    x_abs = learner.absorbing_x()[None]
     header["absorbing_reward"] = float(learner.exported_reward(rr.disc_params, x_abs)[0]) \
         if cfg.disc.use_absorbing else 0.0
     return header, {**_normalizer_tensors(rr), **layers}
@@ -246,7 +246,7 @@ def adversarial(rr: RunReward) -> tuple[dict, dict]:
 def _absorbing_reward(rr: RunReward) -> float:
     if not rr.session.config.disc.use_absorbing:
         return 0.0
-    return float(rr.corrected(rr.session.learner._absorbing_x()[None])[0])
+    return float(rr.corrected(rr.session.learner.absorbing_x()[None])[0])
 
 
 def export(run_dir: Path, output: Path, *, form: Optional[str] = None, seed_index: int = 0,
@@ -316,7 +316,7 @@ def _fit_samples(rr: RunReward, fit: FitSettings, key: jax.Array) -> dict[str, n
                         .reshape(-1, learner.input_dim))
         sources[name] = jnp.concatenate(rows)
     if learner.disc_cfg.use_absorbing:
-        sources["absorbing"] = jnp.broadcast_to(learner._absorbing_x(), (256, learner.input_dim))
+        sources["absorbing"] = jnp.broadcast_to(learner.absorbing_x(), (256, learner.input_dim))
     return {name: np.asarray(x) for name, x in sources.items()}
 
 
@@ -356,6 +356,6 @@ def fitted(rr: RunReward, fit: FitSettings) -> tuple[dict, dict]:
     header["fit_error"] = {"held_out": errors, "train_mse": float(metrics["fit_mse"]),
                            "settings": dataclasses.asdict(fit),
                            "target": "composite reward of the same run and seed"}
-    header["absorbing_reward"] = float(predict(rr.session.learner._absorbing_x()[None])[0]) \
+    header["absorbing_reward"] = float(predict(rr.session.learner.absorbing_x()[None])[0]) \
         if run_cfg.disc.use_absorbing else 0.0
     return header, tensors

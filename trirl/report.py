@@ -36,10 +36,10 @@ def run_scores(run_dir: Path) -> tuple[str, str, list[float]]:
     """``(column, reward env, per-seed normalised scores)`` of one run. A transfer run's
     column names its target env ("Transfer (halfcheetah_wind)"): one reward may be
     transferred to several changed dynamics, and they are different tasks."""
-    from trirl.expert import _read_config
+    from trirl.runs import read_record
 
     run_dir = Path(run_dir)
-    config = _read_config(run_dir)
+    config = read_record(run_dir)
     kind = config.get("kind")
     if kind not in COLUMNS:
         raise TrirlError(f"{run_dir}: a {kind!r} run; report takes trirl learn, retrain and "

@@ -18,17 +18,21 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 
-import trirl
-from trirl import envs, rewards, sharding
+from trirl import envs, rewards, runs, sharding
 from trirl.errors import TrirlError
+from trirl.evaluation import evaluate_run
 from trirl.ppo import PPO, LearnedReward, PPOConfig, linear_decay
+from trirl.references import bundled_demos, demo_reference, normalized_score
 from trirl.report import EVALUATION_FILE
 from trirl.rewards._file import file_sha256
+from trirl.runner import write_json_atomic
+from trirl.settings import ppo_config_from_dict
 
+KINDS = ("retrain", "transfer")
 REWARD_FILE = "reward.reward"  # the run's own copy of the reward it optimises
 SEED_OFFSET = 10_000
 FALLBACK_STEPS = 5_000_000  # for a header without the learner's budget
@@ -70,8 +74,6 @@ def check_compatible(reward: rewards.Reward, env: envs.Env) -> None:
 def _reference(reward: rewards.Reward, env_name: str, demos: Optional[Path]) -> Optional[dict]:
     """Expert/random returns for the normalised score on ``env_name``: a given demo file,
     the reward's own (when it is the env it was learned on), or the bundled demos."""
-    from trirl.evaluation import bundled_demos, demo_reference
-
     prov = reward.header.get("provenance", {})
     if demos is None and env_name == reward.env_name and prov.get("expert_return_mean") is not None:
         return {"expert_return_mean": prov["expert_return_mean"],
@@ -106,9 +108,6 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         goal); 0 keeps the reward's own PPO settings [default:
         :func:`learner_kl_penalty`, the steps the reward was learned with].
     """
-    from trirl.expert import claim_run_dir, ppo_config_from_dict
-    from trirl.runner import write_json_atomic
-
     reward = rewards.load(reward_path)
     if env_name is None:
         if transfer:
@@ -126,8 +125,6 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
         cfg = dataclasses.replace(base, **(ppo_overrides or {}))
     except (TypeError, ValueError) as exc:
         raise TrirlError(f"invalid PPO setting: {exc}") from None
-    if seeds < 1:
-        raise TrirlError(f"--seeds must be >= 1 (got {seeds})")
     if kl_penalty is None:
         kl_penalty = learner_kl_penalty(prov)
     if not kl_penalty >= 0:  # NaN included
@@ -135,44 +132,22 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
                          "TR-loss learner's eta_init")
     if kl_penalty:
         cfg = dataclasses.replace(cfg, trust_region=None)  # the penalty replaces TRPL
-    steps = int(steps or prov.get("env_steps") or FALLBACK_STEPS)
-    if steps < 1:
-        raise TrirlError(f"--steps must be >= 1 (got {steps})")
-    if seed is None:
-        seed = fresh_seed(prov)
-    reference = _reference(reward, env_name, demos)
-    kind = "transfer" if transfer else "retrain"
-    devices = sharding.for_training(env.backend_name, cfg.num_envs).devices  # checks num_envs
-    run_dir = claim_run_dir(run_dir, kind, env_name)
-    shutil.copyfile(reward_path, run_dir / REWARD_FILE)
-    num_iterations = max(1, -(-steps // cfg.batch_size))
-    record = {"kind": kind, "env": env_name, "env_overrides": env_overrides,
-              "backend": env.backend_name, "ppo": dataclasses.asdict(cfg),
-              "reward": REWARD_FILE,
-              "reward_source": str(reward_path),
-              "reward_sha256": file_sha256(reward_path),
-              "reward_env": reward.env_name, "reference": reference, "seeds": seeds,
-              "devices": devices,
-              "seed": seed, "kl_penalty": float(kl_penalty),
-              "total_steps": num_iterations * cfg.batch_size,
-              "num_iterations": num_iterations, "checkpoint_every": checkpoint_every,
-              "trirl_version": trirl.__version__}
-    write_json_atomic(run_dir / "config.json", record)  # written last: it marks a run
-    _train(run_dir, resume=False, show_progress=show_progress)
-    return run_dir
+    record = runs.new_record(
+        "transfer" if transfer else "retrain", env, cfg,
+        steps=int(steps or prov.get("env_steps") or FALLBACK_STEPS), seeds=seeds,
+        seed=fresh_seed(prov) if seed is None else seed, checkpoint_every=checkpoint_every,
+        env_overrides=env_overrides, reward=REWARD_FILE, reward_source=str(reward_path),
+        reward_sha256=file_sha256(reward_path), reward_env=reward.env_name,
+        reference=_reference(reward, env_name, demos), kl_penalty=float(kl_penalty))
+    return runs.start(record, run_dir, show_progress=show_progress,
+                      prepare=lambda d: shutil.copyfile(reward_path, d / REWARD_FILE))
 
 
 def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None) -> Path:
-    from trirl.expert import _read_config, check_resume_backend
-
-    check_resume_backend(Path(run_dir), _read_config(Path(run_dir)), backend)
-    _train(Path(run_dir), resume=True, show_progress=show_progress)
-    return Path(run_dir)
+    return runs.resume(run_dir, kinds=KINDS, backend=backend, show_progress=show_progress)
 
 
-def _iterate_fn(run: Any, reward: rewards.Reward, placement: sharding.Placement):
-    from trirl.evaluation import normalized_score
-
+def _iterate_fn(run: runs.Run, reward: rewards.Reward, placement: sharding.Placement):
     ppo = PPO(run.env, run.ppo.config, reward=learned_reward(reward))
     params = reward.jax_params()
     kl_penalty, num_iterations = run.config.get("kl_penalty", 0.0), run.config["num_iterations"]
@@ -198,29 +173,21 @@ def _iterate_fn(run: Any, reward: rewards.Reward, placement: sharding.Placement)
     return step
 
 
-def _train(run_dir: Path, *, resume: bool, show_progress: bool) -> None:
-    from trirl.evaluation import evaluate_run
-    from trirl.expert import _init_fn, open_run
-    from trirl.runner import console, print_summary, train_loop, write_json_atomic
-
-    run = open_run(run_dir)
-    if run.config.get("kind") not in ("retrain", "transfer"):
-        raise TrirlError(f"{run_dir} is a {run.config.get('kind')!r} run, not a retrain/transfer "
-                         "run; resume it with the command that started it")
-    reward = rewards.load(run_dir / run.config["reward"])
+def _training(run: runs.Run, placement: sharding.Placement) -> runs.Training:
     cfg = run.config
-    label = f"{cfg['kind']} {cfg['env']} (reward from {cfg['reward_env']})"
-    # Env batch sharded over the local devices, as in `trirl expert` (trirl.sharding).
-    placement = sharding.for_training(run.env.backend_name, run.ppo.config.num_envs,
-                                      say=console.print)
-    train_loop(run_dir, lambda: placement.place(_init_fn(run)),
-               _iterate_fn(run, reward, placement),
-               num_iterations=cfg["num_iterations"], steps_per_iteration=run.ppo.config.batch_size,
-               checkpoint_every=cfg.get("checkpoint_every", 50), resume=resume, label=label,
-               show_progress=show_progress)
-    result = evaluate_run(run_dir)
-    write_json_atomic(run_dir / EVALUATION_FILE, result)
-    if show_progress:
-        print_summary(run_dir, {"episode_return": "true return",
-                                "normalized_score": "normalized score"},
-                      f"{label}: last logged values")
+    reward = rewards.load(run.run_dir / cfg["reward"])
+
+    def finish():  # the fresh policies on the true task reward: Table 1's number
+        write_json_atomic(run.run_dir / EVALUATION_FILE, evaluate_run(run.run_dir))
+
+    return runs.Training(init=lambda: runs.init_policies(run),
+                         iterate=_iterate_fn(run, reward, placement),
+                         steps_per_iteration=run.ppo.config.batch_size,
+                         label=f"{cfg['kind']} {cfg['env']} (reward from {cfg['reward_env']})",
+                         summary={"episode_return": "true return",
+                                  "normalized_score": "normalized score"},
+                         finish=finish)
+
+
+for _kind in KINDS:
+    runs.register(_kind, _training)

@@ -73,6 +73,7 @@ import optax
 from flax import struct
 
 from trirl import discriminator as disc
+from trirl.errors import TrirlError
 from trirl.networks import ScalarMLP
 
 Params = Any
@@ -120,7 +121,7 @@ class RewardBufferConfig:
 
     def __post_init__(self):
         if self.capacity < 0:
-            raise ValueError(f"capacity must be >= 0, got {self.capacity}")
+            raise TrirlError(f"TRIRL capacity={self.capacity} must be >= 0 (paper: 80 - 120)")
 
 
 @struct.dataclass
