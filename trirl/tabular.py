@@ -770,7 +770,8 @@ def trirl_step(
     ``(1-eps_tr) r + eps_tr beta D`` with ``eps_tr = eps / (1 + eta)``.  Theorem 3.2
     (``pi^(i+1) == pi_MCE(r^(i+1))``) holds exactly iff ``policy`` is MCE-optimal for
     ``reward`` at ``temperature``.  ``v_reward`` (soft value of ``reward``) is only
-    a warm start.
+    a warm start.  Repeated steps converge only if ``eps_tr (1 + beta mu*) < 2``
+    (:func:`step_size_bound`); :func:`trirl` enforces it by backtracking.
     """
     D = log_density_ratio(rho_expert, occupancy(mdp, policy))
     r_tilde = (1.0 - epsilon) * reward + epsilon * beta * D
