@@ -4,15 +4,19 @@ The building blocks (occupancies, soft value iteration, the dual) are checked
 against independent computations first; the TRIRL claims are then checked on a
 small fixed set of instances: monotone reverse KL and dual with reward correction,
 expert recovery, the exact Theorem-3.2 identity, and a monotonicity violation
-without correction.
+without correction.  Issue 31's step-size bound is checked on the icy gridworld of
+the issue (built here from its description) and by property tests on random MDPs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trirl import tabular as tb
+from trirl.errors import TrirlError
 
 BETA = 20.0
 EPSILON = 0.5
@@ -188,6 +192,9 @@ def test_trust_region_policy_maximises_penalised_objective():
 @pytest.mark.parametrize("name", INSTANCES)
 def test_corrected_trirl_is_monotone(corrected_runs, name, schedule):
     res = corrected_runs[(name, schedule)]
+    # The schedule itself is monotone here: no step needed backtracking (otherwise the
+    # dual check below would only test the backtracking).
+    assert res.backtracks.sum() == 0
     assert np.all(np.diff(res.reverse_kl) <= KL_TOL), np.diff(res.reverse_kl).max()
     assert np.all(np.diff(res.dual) <= DUAL_TOL), np.diff(res.dual).max()
     assert np.all(res.primal <= res.dual + DUAL_TOL)  # weak duality along the run
@@ -302,3 +309,219 @@ def test_gridworld_example_writes_figure(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "monotone: True" in printed
+
+
+# ------------------------------------------- step-size bound (issue 31): icy gridworld
+
+ICY_N, ICY_SLIP, ICY_GAMMA = 5, 0.2, 0.99
+ICY_MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # up, right, down, left
+
+
+def _icy_gridworld() -> tuple[tb.DiscreteMDP, np.ndarray]:
+    """The issue's grid, built from its description: 5 x 5, 4 moves; with probability
+    0.2 the executed move is drawn uniformly from all 4 (the intended one included);
+    moving into a wall stays put; start in the top-left corner; the bottom-right corner
+    is an absorbing goal (every action stays there) with reward 0; -1 per step elsewhere."""
+    n, S, A = ICY_N, ICY_N * ICY_N, len(ICY_MOVES)
+    goal = S - 1
+
+    def successor(s: int, move: tuple[int, int]) -> int:
+        row, col = divmod(s, n)
+        row, col = row + move[0], col + move[1]
+        return row * n + col if 0 <= row < n and 0 <= col < n else s
+
+    P = np.zeros((S, A, S))
+    for s in range(S):
+        for a in range(A):
+            if s == goal:
+                P[s, a, s] = 1.0
+                continue
+            P[s, a, successor(s, ICY_MOVES[a])] += 1.0 - ICY_SLIP
+            for b in range(A):
+                P[s, a, successor(s, ICY_MOVES[b])] += ICY_SLIP / A
+    mu0 = np.zeros(S)
+    mu0[0] = 1.0
+    reward = np.full((S, A), -1.0)
+    reward[goal] = 0.0
+    return tb.DiscreteMDP(P, mu0, ICY_GAMMA), reward
+
+
+@pytest.fixture(scope="module")
+def icy() -> dict:
+    mdp, reward = _icy_gridworld()
+    expert, rho_e = _expert(mdp, reward)
+    return dict(mdp=mdp, reward=reward, expert=expert, rho_e=rho_e)
+
+
+def test_icy_gridworld_layout(icy):
+    """Hand-computed rows of P, the absorbing goal, and the expert's support."""
+    P = icy["mdp"].P
+    # Top-left corner, "up": up and left bump the walls (0.8 + 2 * 0.05); right, down 0.05.
+    assert P[0, 0, 0] == pytest.approx(0.9) and P[0, 0, 1] == pytest.approx(0.05)
+    assert P[0, 0, 5] == pytest.approx(0.05)
+    # Centre (2, 2) = state 12, "right": 0.85 to (2, 3), 0.05 to each other neighbour.
+    assert P[12, 1, 13] == pytest.approx(0.85)
+    assert [P[12, 1, t] for t in (7, 17, 11)] == pytest.approx([0.05] * 3)
+    assert np.all(P[24, :, 24] == 1.0) and icy["reward"][24].tolist() == [0.0] * 4
+    # Every state-action pair is visited (log-ratios are finite), by a margin.
+    assert icy["rho_e"].min() > 1e-3
+    assert icy["rho_e"][24].sum() > 0.8 / (1 - ICY_GAMMA)  # mostly time in the goal
+
+
+def test_occupancy_sensitivity_matches_finite_differences():
+    """H = d rho_{pi_r} / d r (analytic) against central differences of the exact
+    occupancy of the re-solved soft-optimal policy, at a non-unit temperature."""
+    mdp, _ = tb.random_mdp(5, 3, gamma=0.9, seed=11)
+    alpha = 0.5
+    r = np.random.default_rng(12).normal(size=(5, 3))
+    H = tb.occupancy_sensitivity(mdp, tb.solve_soft(mdp, r, temperature=alpha).policy,
+                                 temperature=alpha)
+
+    def rho_of(reward):
+        return tb.occupancy(mdp, tb.solve_soft(mdp, reward, temperature=alpha).policy).ravel()
+
+    h, fd = 1e-5, np.zeros_like(H)
+    for k in range(r.size):
+        e = np.zeros(r.size)
+        e[k] = h
+        fd[:, k] = (rho_of(r + e.reshape(r.shape)) - rho_of(r - e.reshape(r.shape))) / (2 * h)
+    np.testing.assert_allclose(H, fd, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-12)
+
+
+def test_step_size_bound_of_a_bandit_is_one_over_temperature():
+    """gamma = 0: rho = mu0 pi, H = mu0 (diag pi - pi pi^T) / alpha per state, so
+    diag(rho)^-1 H has eigenvalues 1/alpha and 0: mu = 1/alpha whatever the policy."""
+    rng = np.random.default_rng(13)
+    P = rng.dirichlet(np.ones(4), size=(4, 3))
+    mdp = tb.DiscreteMDP(P, rng.dirichlet(np.ones(4)), 0.0)
+    policy = _random_policy(rng, 4, 3)
+    for alpha in (1.0, 0.25):
+        bound = tb.step_size_bound(mdp, policy, beta=7.0, temperature=alpha)
+        assert bound.mu == pytest.approx(1.0 / alpha, rel=1e-12)
+        assert bound.eps_tr_max == pytest.approx(2.0 / (1.0 + 7.0 / alpha), rel=1e-12)
+
+
+ICY_CONFIGS = [(50.0, 0.01, 0.1), (50.0, 0.005, 0.1), (20.0, 0.02, 0.1), (50.0, 0.01, 1.0)]
+
+
+@pytest.mark.parametrize("beta,epsilon,eta", ICY_CONFIGS)
+def test_icy_gridworld_dual_monotone_and_converges(icy, beta, epsilon, eta):
+    """The issue's grid of settings, 400 iterations: the dual never rises, the reverse KL
+    ends below 1e-4, Theorem 3.2 stays exact at every step, and only the setting that
+    violates eps_tr (1 + beta mu) < 2 at the optimum needed a tighter trust region."""
+    mdp, rho_e = icy["mdp"], icy["rho_e"]
+    res = tb.trirl(mdp, rho_e, n_iter=400, beta=beta, epsilon=epsilon, eta=eta)
+    assert np.diff(res.dual).max() <= 1e-9, np.diff(res.dual).max()
+    assert res.reverse_kl[-1] < 1e-4
+    assert res.mce_gap.max() < 1e-11
+    np.testing.assert_allclose(res.eps_tr, epsilon / (1.0 + res.eta), rtol=1e-15)
+    assert np.all(res.eta >= eta)
+    bound = tb.step_size_bound(mdp, res.policy, beta=beta)
+    outside = epsilon / (1.0 + eta) > bound.eps_tr_max
+    assert outside == ((beta, epsilon, eta) == (50.0, 0.01, 0.1))
+    assert (res.backtracks.sum() > 0) == outside
+    # Backtracked steps use (1 + eta) 2^k, exactly.
+    np.testing.assert_allclose(1.0 + res.eta, (1.0 + eta) * 2.0**res.backtracks, rtol=1e-15)
+
+
+def test_icy_gridworld_instability_is_the_predicted_mode(icy):
+    """Without backtracking the authors' setting (beta 50, eps 0.01, eta 0.1) is the
+    issue's failure, and it is the exact map's unstable mode, not rounding: the reward's
+    component along the top left eigenvector of diag(rho*)^-1 H flips sign and grows by
+    exactly |1 - eps_tr (1 + beta mu)| per step.  That eigenvector is antisymmetric under
+    the grid's diagonal mirror while the exact iterates are symmetric, so the component
+    starts at 0 and only rounding seeds it."""
+    mdp, rho_e = icy["mdp"], icy["rho_e"]
+    beta, epsilon, eta = 50.0, 0.01, 0.1
+    eps_tr = epsilon / (1 + eta)
+    stable = tb.trirl(mdp, rho_e, n_iter=400, beta=beta, epsilon=epsilon, eta=1.0)
+    rho = tb.occupancy(mdp, stable.policy).ravel()  # the optimum, to ~1e-12
+    w = np.sqrt(rho)
+    sym = tb.occupancy_sensitivity(mdp, stable.policy) / np.outer(w, w)
+    mus, vecs = np.linalg.eigh(sym)
+    left = w * vecs[:, -1]  # left eigenvector of diag(rho)^-1 H for mu = mus[-1]
+    assert mus[-1] == pytest.approx(tb.step_size_bound(mdp, stable.policy, beta=beta).mu)
+    factor = 1.0 - eps_tr * (1.0 + beta * mus[-1])
+    assert factor < -1.0  # outside the bound: 2.15 > 2
+
+    res = tb.trirl(mdp, rho_e, n_iter=400, beta=beta, epsilon=epsilon, eta=eta,
+                   backtrack=False)
+    assert np.diff(res.dual).max() > 1.0  # the issue: the dual rises ...
+    assert res.reverse_kl[-1] > 1e-2  # ... and the reverse KL climbs
+    assert res.mce_gap.max() < 1e-11  # while every step stays exact
+    proj = res.rewards.reshape(len(res.rewards), -1) @ left
+    ratios = proj[101:171] / proj[100:170]  # amplitudes 1e-7 .. 1e-3: the linear regime
+    np.testing.assert_allclose(ratios, factor, rtol=1e-6)
+    assert abs(proj[1]) < 1e-14  # seeded by rounding only
+    # The mirror (row, col) -> (col, row) swaps up/left and right/down.
+    mirror_s = [(s % ICY_N) * ICY_N + s // ICY_N for s in range(ICY_N**2)]
+    L = left.reshape(ICY_N**2, 4)
+    np.testing.assert_allclose(L[mirror_s][:, [3, 2, 1, 0]], -L, rtol=0, atol=1e-12)
+
+
+def test_trirl_rejects_inconsistent_backtracking_options(icy):
+    kw = dict(n_iter=1, beta=5.0, epsilon=0.5, eta=1.0)
+    with pytest.raises(TrirlError, match="needs correct_reward=True") as info:
+        tb.trirl(icy["mdp"], icy["rho_e"], correct_reward=False, backtrack=True, **kw)
+    assert "\n" not in str(info.value)
+    with pytest.raises(TrirlError, match="max_backtracks must be >= 0"):
+        tb.trirl(icy["mdp"], icy["rho_e"], max_backtracks=-1, **kw)
+    never_visited = np.zeros((25, 4))
+    never_visited[:, 0] = 1.0  # "up" only: most states are never reached
+    with pytest.raises(TrirlError, match="visits every state-action pair"):
+        tb.step_size_bound(icy["mdp"], never_visited, beta=5.0)
+
+
+# --------------------------------------------------- property tests: random small MDPs
+
+_MDPS = st.tuples(st.integers(2, 6), st.integers(2, 3), st.floats(0.3, 0.95),
+                  st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(mdp_args=_MDPS, beta=st.floats(0.5, 60.0), epsilon=st.floats(0.05, 1.0),
+       eta=st.floats(0.0, 3.0))
+def test_property_backtracked_trirl_is_monotone_and_exact(mdp_args, beta, epsilon, eta):
+    """Any small MDP and any step sizes (many far outside the bound): the dual never
+    rises beyond rounding, Theorem 3.2 holds at every step, and the steps are the
+    schedule's or exact halvings of it."""
+    S, A, gamma, seed = mdp_args
+    mdp, reward = tb.random_mdp(S, A, gamma=gamma, seed=seed)
+    _, rho_e = _expert(mdp, reward)
+    res = tb.trirl(mdp, rho_e, n_iter=30, beta=beta, epsilon=epsilon, eta=eta)
+    assert np.diff(res.dual).max() <= 1e-9
+    assert res.mce_gap.max() < 1e-9
+    assert np.all(res.primal <= res.dual + 1e-9)  # weak duality
+    np.testing.assert_allclose(1.0 + res.eta, (1.0 + eta) * 2.0**res.backtracks, rtol=1e-14)
+
+
+@settings(max_examples=15, deadline=None)
+@given(mdp_args=_MDPS, beta=st.floats(0.5, 60.0), eps_tr=st.floats(0.01, 1.0))
+def test_property_step_jacobian_is_the_bound_s_matrix(mdp_args, beta, eps_tr):
+    """The bound's derivation on random MDPs: the Jacobian of one exact TRIRL step
+    r -> r^(i+1) (finite differences through trirl_step, with pi = pi_MCE(r)) is
+    (1 - eps_tr) I - eps_tr beta diag(rho)^-1 H."""
+    S, A, gamma, seed = mdp_args
+    mdp, reward = tb.random_mdp(S, A, gamma=gamma, seed=seed)
+    _, rho_e = _expert(mdp, reward)
+    r0 = np.random.default_rng(seed).normal(scale=0.5, size=(S, A))
+    eta = 1.0 / eps_tr - 1.0  # epsilon = 1, so that eps / (1 + eta) = eps_tr
+
+    def step(r):
+        policy = tb.solve_soft(mdp, r).policy
+        out = tb.trirl_step(mdp, rho_e, r, policy, beta=beta, epsilon=1.0, eta=eta)
+        return out.reward.ravel()
+
+    h, n = 1e-6, S * A
+    jac = np.zeros((n, n))
+    for k in range(n):
+        e = np.zeros(n)
+        e[k] = h
+        jac[:, k] = (step(r0 + e.reshape(S, A)) - step(r0 - e.reshape(S, A))) / (2 * h)
+    policy = tb.solve_soft(mdp, r0).policy
+    rho = tb.occupancy(mdp, policy).ravel()
+    H = tb.occupancy_sensitivity(mdp, policy)
+    expected = (1.0 - eps_tr) * np.eye(n) - eps_tr * beta * H / rho[:, None]
+    scale = 1.0 + eps_tr * beta * np.abs(H / rho[:, None]).max()
+    np.testing.assert_allclose(jac, expected, rtol=0, atol=1e-6 * scale)

@@ -78,15 +78,50 @@ implementation guarantees:
 
 With these, ``max |pi_tr - pi_MCE(r^(i))|`` is ~1e-15 at every iteration.
 
-Step size
----------
-Eq. 2 is a descent *direction* for ``G``; a decrease per step needs a small enough
-step, and the relevant size is the reward step in units of ``D``,
-``beta * eps_tr``.  On the gridworld and random MDPs of the tests (``gamma = 0.9``)
-``beta * eps_tr <~ 0.3`` gave monotone reverse KL and dual everywhere, ~0.45
-already gave occasional dual increases, and ~1 diverged even with correction.  So
-``eta`` must grow with ``beta`` (e.g. ``eta >= 30`` for ``beta = 20, eps = 0.5``):
-the trust region is what makes a large ``eps`` safe.
+Step size (issue 31): a real condition of the method, not arithmetic
+--------------------------------------------------------------------
+Eq. 2 is a descent *direction* for ``G``, not a guaranteed decrease.  With Theorem 3.2
+exact, a TRIRL step is the map ``r -> (1 - eps_tr) r + eps_tr beta log(rho_E/rho_{pi_r})``
+whose Jacobian is ``J = (1 - eps_tr) I - eps_tr beta diag(rho)^-1 H``, with ``H = d
+rho_{pi_r} / d r`` (:func:`occupancy_sensitivity`; the Hessian of ``E_mu0 V*_r``, PSD,
+scaling as ``1/alpha``).  ``J`` has the real eigenvalues ``1 - eps_tr (1 + beta mu_k)``,
+``mu_k >= 0`` those of ``diag(rho)^-1 H`` (how strongly a reward at ``(s, a)`` moves
+occupancies, relative to them).  The optimum is a stable fixed point, and the dual
+decreases near it, iff
+
+    eps / (1 + eta) * (1 + beta * mu*) < 2,        mu* = max_k mu_k at the optimum,
+
+(:func:`step_size_bound`).  Above it the top mode flips sign and grows by
+``|1 - eps_tr (1 + beta mu*)|`` per step, so the dual rises and the KL climbs once that
+mode is large; the trust-region solve stays exact throughout.  ``mu*`` belongs to the MDP
+and the expert: ``1/alpha`` exactly for ``gamma = 0`` (a bandit), growing with the
+number of decisions a reward influences, so it saturates once ``1/(1-gamma)`` exceeds
+the episode length.  Measured at the expert: 4.36 / 4.61 / 4.71 / 4.72 for the issue's
+icy 5 x 5 grid at ``gamma`` 0.9 / 0.95 / 0.99 / 0.995; 3.9 (grid) and 1.6-2.1 (random
+MDPs) for the instances of the tests.  The issue's run (icy grid, ``gamma = 0.99``,
+``beta = 50, eps = 0.01, eta = 0.1``) has ``mu* = 4.716`` and
+``eps_tr (1 + beta mu*) = 2.153``: the top mode grows by 1.1529 per step, measured
+1.1529 (agreeing to 1e-9).  On that symmetric grid the mode is antisymmetric under
+the diagonal mirror, so the exact iterates have none of it and float64 rounding
+(~1e-16) seeds it; that is why the first increase comes late (iteration ~185) and
+moves with the grid's exact slip model; a seed of 1e-8 along the mode brings it to
+iteration 93 (1e-4: 32).  The instability is the map's; rounding only starts it.  The
+arithmetic suspects are ruled out there: the smallest occupancy is 2.5e-3 before the
+rise (the near-zero ones, 6e-9, and the reward's drift to +65 come after it), and the
+dual's rounding is ~1e-13 against rises of up to 28.  ``(50, 0.005, 0.1)``, ``(20,
+0.02, 0.1)`` and ``(50, 0.01, 1.0)`` give 1.08 / 1.74 / 1.18 < 2 and are monotone.
+For ``beta = 50, eps = 0.01`` the bound asks ``eta > 0.184``: at 0.17 the dual first
+rises at iteration 853, at 0.2 it stays monotone over 1500 iterations.
+
+:func:`trirl` therefore backtracks by default: a step that raises ``G`` beyond its
+rounding floor is redone with ``1 + eta`` doubled (a tighter trust region, re-solved,
+so Theorem 3.2 stays exact), which guarantees a non-increasing dual for any
+``(beta, eps, eta)``.  Outside the bound the run then backtracks once every ~18
+iterations (on the issue's grid) while the unstable mode regrows from where the
+halved step left it; choosing ``eta > eps / eps_tr_max - 1`` from
+:func:`step_size_bound` at the expert avoids that.  ``backtrack=False`` runs the
+schedule as given.  The deep learner's step, ``trirl learn``, maps to the same
+``eps / (1 + eta)`` and ``beta = 1/entropy_coef``: see ``docs/tabular.md``.
 
 Scaling: ``(alpha, beta, r)`` and ``(c*alpha, c*beta, c*r)`` give identical policies,
 so ``alpha = 1`` loses no generality; the paper's "entropy coefficient 1/beta"
@@ -102,6 +137,8 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Sequence, Union
 
 import numpy as np
+
+from trirl.errors import TrirlError
 
 __all__ = [
     "DiscreteMDP",
@@ -123,6 +160,9 @@ __all__ = [
     "dual_objective",
     "dual_gradient",
     "log_density_ratio",
+    "occupancy_sensitivity",
+    "StepSizeBound",
+    "step_size_bound",
     "fit_state_reward",
     "trust_region_reward",
     "exponential_eta",
@@ -505,10 +545,17 @@ def dual_objective(mdp: DiscreteMDP, reward: np.ndarray, rho_expert: np.ndarray,
     ``G(r) = E_mu0[V*_r] + beta/(1-gamma) log sum q_E exp(-r/beta)``.  Pass the
     soft-optimal ``solution`` of ``reward`` to skip the inner solve.
     """
+    return sum(_dual_terms(mdp, reward, rho_expert, beta=beta, temperature=temperature,
+                           solution=solution))
+
+
+def _dual_terms(mdp: DiscreteMDP, reward: np.ndarray, rho_expert: np.ndarray, *, beta: float,
+                temperature: float, solution: SoftSolution | None) -> tuple[float, float]:
+    """The two summands of ``G``; their sizes set the rounding floor of ``G``."""
     if solution is None:
         solution = solve_soft(mdp, reward, temperature=temperature)
     log_z, _ = _tilted_expert(reward, rho_expert, beta)
-    return float(mdp.mu0 @ solution.v + beta * mdp.horizon * log_z)
+    return float(mdp.mu0 @ solution.v), float(beta * mdp.horizon * log_z)
 
 
 def dual_gradient(mdp: DiscreteMDP, reward: np.ndarray, rho_expert: np.ndarray, *,
@@ -532,6 +579,64 @@ def log_density_ratio(rho_expert: np.ndarray, rho: np.ndarray) -> np.ndarray:
         raise ValueError("log density ratio needs occupancies with the same support")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(both_zero, 0.0, np.log(rho_expert) - np.log(rho))
+
+
+def occupancy_sensitivity(mdp: DiscreteMDP, policy: np.ndarray, *,
+                          temperature: float = 1.0) -> np.ndarray:
+    """``H = d rho_{pi_r} / d r``, Hessian of ``E_mu0[V*_r]``, for the MCE pair of ``policy``.
+
+    Every full-support policy is MCE-optimal for ``r = alpha log pi``, so ``H`` is a
+    function of the policy alone.  Differentiating ``V = alpha logsumexp(Q / alpha)``
+    twice gives, with ``N(s, a)`` the expected discounted ``(s', a')``-counts after taking
+    ``a`` in ``s`` and ``d`` the state occupancy from ``mu0``,
+
+        H = (1 / alpha) sum_s d(s) Cov_{a ~ pi(.|s)}[N(s, a)].
+
+    Returns:
+      ``(S*A, S*A)`` symmetric positive semi-definite matrix, row-major ``(s, a)``.
+    """
+    S, A = policy.shape
+    P_pi = np.einsum("sa,sat->st", policy, mdp.P)
+    # from_s[s, s']: discounted visits to s' starting in s (rows of (I - gamma P_pi)^-1).
+    from_s = np.linalg.inv(np.eye(S) - mdp.gamma * P_pi)
+    occ_from_s = (from_s[:, :, None] * policy[None]).reshape(S, S * A)
+    counts = (np.eye(S * A).reshape(S, A, S * A)
+              + mdp.gamma * np.einsum("sat,tx->sax", mdp.P, occ_from_s))
+    dev = counts - np.einsum("sa,sax->sx", policy, counts)[:, None]
+    d = mdp.mu0 @ from_s
+    return np.einsum("s,sa,sax,say->xy", d, policy, dev, dev) / temperature
+
+
+class StepSizeBound(NamedTuple):
+    """Stability bound of the exact TRIRL reward map at a policy (:func:`step_size_bound`)."""
+
+    mu: float  # largest eigenvalue of diag(rho)^-1 H: relative occupancy sensitivity
+    eps_tr_max: float  # the map is stable there iff eps_tr < eps_tr_max = 2 / (1 + beta mu)
+
+
+def step_size_bound(mdp: DiscreteMDP, policy: np.ndarray, *, beta: float,
+                    temperature: float = 1.0) -> StepSizeBound:
+    """Largest stable corrected step ``eps_tr = eps / (1 + eta)`` at ``policy``.
+
+    With Theorem 3.2 exact, one TRIRL step is the map
+    ``r -> (1 - eps_tr) r + eps_tr beta log(rho_E / rho_{pi_r})`` whose Jacobian is
+    ``(1 - eps_tr) I - eps_tr beta diag(rho)^-1 H`` (``H``: :func:`occupancy_sensitivity`),
+    with real eigenvalues ``1 - eps_tr (1 + beta mu_k)``.  At the optimum, the iterates
+    converge iff all of them lie in ``(-1, 1)``, i.e. ``eps_tr (1 + beta mu) < 2`` with
+    ``mu`` the largest ``mu_k``; above it the mode with that ``mu`` flips sign and grows
+    by ``|1 - eps_tr (1 + beta mu)|`` per step and the dual rises (module docstring,
+    "Step size").  Evaluate at the optimum (or the expert, close to it for large
+    ``beta``) for the asymptotic bound; the smallest safe multiplier for a given
+    ``epsilon`` is ``eta > epsilon / eps_tr_max - 1``.
+    """
+    rho = occupancy(mdp, policy).ravel()
+    if np.any(rho <= 0):
+        raise TrirlError("step_size_bound needs a policy that visits every state-action "
+                         "pair (full support and every state reachable)")
+    w = 1.0 / np.sqrt(rho)  # diag(rho)^-1 H is similar to this symmetric matrix
+    H = occupancy_sensitivity(mdp, policy, temperature=temperature)
+    mu = float(np.linalg.eigvalsh(w[:, None] * H * w[None, :])[-1])
+    return StepSizeBound(mu=mu, eps_tr_max=2.0 / (1.0 + beta * mu))
 
 
 def fit_state_reward(mdp: DiscreteMDP, reward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -605,8 +710,10 @@ class TRIRLResult:
       dual: ``G(r^(i))``, the Lagrangian dual at the current reward, ``(n+1,)``.
       primal: Eq. 1 objective of ``pi^(i)``, ``(n+1,)``; always ``<= dual``.
       mce_gap: ``max |pi^(i) - pi_MCE(r^(i))|``: Theorem 3.2 says 0 with correction.
-      eta: trust-region multipliers ``eta^(i+1)``, ``(n,)``.
+      eta: trust-region multipliers ``eta^(i+1)`` actually used, ``(n,)``: the
+        schedule's, or larger where backtracking tightened the trust region.
       eps_tr: step sizes of the reward update actually applied, ``(n,)``.
+      backtracks: how many times each step's ``eps_tr`` was halved, ``(n,)``.
     """
 
     policies: np.ndarray
@@ -618,6 +725,7 @@ class TRIRLResult:
     mce_gap: np.ndarray
     eta: np.ndarray
     eps_tr: np.ndarray
+    backtracks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     config: dict = field(default_factory=dict)
 
     @property
@@ -662,7 +770,8 @@ def trirl_step(
     ``(1-eps_tr) r + eps_tr beta D`` with ``eps_tr = eps / (1 + eta)``.  Theorem 3.2
     (``pi^(i+1) == pi_MCE(r^(i+1))``) holds exactly iff ``policy`` is MCE-optimal for
     ``reward`` at ``temperature``.  ``v_reward`` (soft value of ``reward``) is only
-    a warm start.
+    a warm start.  Repeated steps converge only if ``eps_tr (1 + beta mu*) < 2``
+    (:func:`step_size_bound`); :func:`trirl` enforces it by backtracking.
     """
     D = log_density_ratio(rho_expert, occupancy(mdp, policy))
     r_tilde = (1.0 - epsilon) * reward + epsilon * beta * D
@@ -688,12 +797,15 @@ def trirl(
     temperature: float = 1.0,
     tol: float = 1e-12,
     solver: str = "policy_iteration",
+    backtrack: bool | None = None,
+    max_backtracks: int = 40,
 ) -> TRIRLResult:
     """Run exact tabular TRIRL (Algorithm 1) for ``n_iter`` iterations.
 
     Starts from ``r^(0) = 0`` and the uniform ``pi^(0)`` (soft-optimal for it) and
-    applies :func:`trirl_step` with ``eta_i`` from the schedule.  Monotone progress
-    needs a small enough ``beta * eps_tr`` (module docstring, "Step size").
+    applies :func:`trirl_step` with ``eta_i`` from the schedule.  The dual decreases
+    only while ``eps_tr (1 + beta mu) < 2`` (module docstring, "Step size"), so by
+    default a step that would raise it is retried with a tighter trust region.
 
     Args:
       mdp: dynamics.
@@ -703,6 +815,7 @@ def trirl(
       beta: KL weight of Eq. 1 (the reward is ``beta log(rho_E/rho)`` at the optimum).
       epsilon: step size of the intermediate reward update, in ``(0, 1]``.
       eta: trust-region multiplier schedule: a constant, a sequence or ``i -> eta_i``.
+        With backtracking it is the *smallest* multiplier of step ``i``.
       correct_reward: ``False`` is the ablation ``r^(i+1) = r~^(i+1)`` (step ``eps``)
         while the policy still takes the trust-region step; ``eta`` then no longer
         enters the reward and Theorem 3.2 / monotonicity are lost.
@@ -711,22 +824,51 @@ def trirl(
       solver: ``"policy_iteration"`` (default: Newton, ~10x faster) or
         ``"value_iteration"`` (the paper's Appendix B); both return the unique soft
         Bellman fixed point to ``tol``, so the runs agree to about ``tol``.
+      backtrack: if a step raises the dual by more than its rounding floor, redo it
+        with ``1 + eta`` doubled (half the corrected step ``eps_tr``; the trust-region
+        policy is re-solved, so Theorem 3.2 stays exact) until it does not.  The
+        default, ``None``, backtracks exactly when ``correct_reward`` is on (without
+        the correction there is no monotone dual to enforce).  ``False`` runs the
+        schedule as given, e.g. to observe the instability.
+      max_backtracks: halvings allowed per step; Eq. 2 is a descent direction, so a
+        step that still raises the dual after them means a broken invariant.
+
+    Raises:
+      TrirlError: ``backtrack=True`` with ``correct_reward=False``, or
+        ``max_backtracks < 0``.
+      RuntimeError: a step raised the dual after ``max_backtracks`` halvings.
     """
     if not 0.0 < epsilon <= 1.0:
         raise ValueError(f"epsilon must lie in (0, 1], got {epsilon}")
+    if backtrack is None:
+        backtrack = correct_reward
+    if backtrack and not correct_reward:
+        raise TrirlError("backtrack=True needs correct_reward=True: without the reward "
+                         "correction the dual is not meant to decrease")
+    if max_backtracks < 0:
+        raise TrirlError(f"max_backtracks must be >= 0, got {max_backtracks}")
     rho_expert = np.asarray(rho_expert, dtype=np.float64)
     S, A = mdp.n_states, mdp.n_actions
     solve_kw = dict(temperature=temperature, tol=tol, solver=solver)
     hist: dict[str, list] = {k: [] for k in ("policies", "rewards", "r_tilde", "kl", "dual",
-                                             "primal", "gap", "eta", "eps_tr")}
+                                             "primal", "gap", "eta", "eps_tr", "back")}
 
-    def record(policy: np.ndarray, reward: np.ndarray, mce: SoftSolution) -> None:
+    def dual_and_floor(reward: np.ndarray, mce: SoftSolution) -> tuple[float, float]:
+        # G is a sum of two terms of size up to ~beta*M; its rounding error is a few
+        # ulps of each, plus the solver's bound gamma*tol/(1-gamma) on |V - V*|.
+        # Increases below this floor are noise, not a failed step.
+        a, b = _dual_terms(mdp, reward, rho_expert, beta=beta, temperature=temperature,
+                           solution=mce)
+        rounding = 64 * np.finfo(np.float64).eps * (abs(a) + abs(b))
+        floor = rounding + mdp.gamma * tol * mdp.horizon
+        return a + b, floor
+
+    def record(policy: np.ndarray, reward: np.ndarray, mce: SoftSolution, dual: float) -> None:
         rho = occupancy(mdp, policy)
         hist["policies"].append(policy)
         hist["rewards"].append(reward)
         hist["kl"].append(occupancy_kl(rho, rho_expert))
-        hist["dual"].append(dual_objective(mdp, reward, rho_expert, beta=beta,
-                                           temperature=temperature, solution=mce))
+        hist["dual"].append(dual)
         hist["primal"].append(primal_objective(rho, rho_expert, beta=beta,
                                                temperature=temperature))
         hist["gap"].append(float(np.max(np.abs(policy - mce.policy))))
@@ -736,19 +878,32 @@ def trirl(
     # ``mce`` is the soft-optimal solution of the current reward r^(i), solved on its
     # own: the dual needs V*_r, and comparing its policy with ``policy`` checks Thm 3.2.
     mce = solve_soft(mdp, reward, **solve_kw)
-    record(policy, reward, mce)
+    dual, _ = dual_and_floor(reward, mce)
+    record(policy, reward, mce, dual)
     for i in range(n_iter):
         eta_i = _eta_at(eta, i)
-        step = trirl_step(mdp, rho_expert, reward, policy, beta=beta, epsilon=epsilon,
-                          eta=eta_i, correct_reward=correct_reward, v_reward=mce.v, **solve_kw)
-        policy, reward = step.trust_region.policy, step.reward
-        # Warm start, exact when Thm 3.2 holds: V*_{r^(i+1)} = V*_{r_eta} + Phi.
-        v_init = step.trust_region.v + eta_i / (1.0 + eta_i) * mce.v
-        mce = solve_soft(mdp, reward, v_init=v_init, policy_init=policy, **solve_kw)
+        for n_back in range(max_backtracks + 1):
+            step = trirl_step(mdp, rho_expert, reward, policy, beta=beta, epsilon=epsilon,
+                              eta=eta_i, correct_reward=correct_reward, v_reward=mce.v,
+                              **solve_kw)
+            # Warm start, exact when Thm 3.2 holds: V*_{r^(i+1)} = V*_{r_eta} + Phi.
+            v_init = step.trust_region.v + eta_i / (1.0 + eta_i) * mce.v
+            new_mce = solve_soft(mdp, step.reward, v_init=v_init,
+                                 policy_init=step.trust_region.policy, **solve_kw)
+            new_dual, floor = dual_and_floor(step.reward, new_mce)
+            if not backtrack or new_dual <= dual + floor:
+                break
+            # Tighter trust region: (1 + eta) doubles, so eps_tr = eps / (1 + eta) halves.
+            eta_i = 2.0 * eta_i + 1.0
+        else:
+            raise RuntimeError(f"TRIRL step {i} raised the dual by {new_dual - dual:.3g} even "
+                               f"at eps_tr = {step.eps_tr:.3g} ({max_backtracks} halvings)")
+        policy, reward, mce, dual = step.trust_region.policy, step.reward, new_mce, new_dual
         hist["r_tilde"].append(step.r_tilde)
         hist["eta"].append(eta_i)
         hist["eps_tr"].append(step.eps_tr)
-        record(policy, reward, mce)
+        hist["back"].append(n_back)
+        record(policy, reward, mce, dual)
 
     return TRIRLResult(
         policies=np.array(hist["policies"]),
@@ -760,6 +915,7 @@ def trirl(
         mce_gap=np.array(hist["gap"]),
         eta=np.array(hist["eta"]),
         eps_tr=np.array(hist["eps_tr"]),
+        backtracks=np.array(hist["back"], dtype=np.int64),
         config=dict(n_iter=n_iter, beta=beta, epsilon=epsilon, correct_reward=correct_reward,
-                    temperature=temperature, tol=tol, solver=solver),
+                    temperature=temperature, tol=tol, solver=solver, backtrack=backtrack),
     )
