@@ -14,8 +14,9 @@ from trirl.cli.options import backend_option, friendly
 @click.option("--envs", default="point_maze", show_default=True,
               help="Comma-separated environments (see `trirl envs`).")
 @click.option("--algos", default="trirl,gail,airl,amp", show_default=True,
-              help="Comma-separated algorithms: trirl, gail, airl, amp, and trirl_features "
-                   "(TRIRL with --reward-model features).")
+              help="Comma-separated algorithms: trirl, gail, airl, amp, trirl_features "
+                   "(TRIRL with --reward-model features) and oracle (PPO on the true task "
+                   "reward with TRIRL's policy settings and steps).")
 @click.option("--seeds", type=int, default=5, show_default=True,
               help="Seeds per cell, trained together (vmap) in one run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")

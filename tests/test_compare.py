@@ -267,6 +267,36 @@ def test_trirl_features_column_is_trirl_with_the_feature_model_and_its_preset():
             "halfcheetah", compare.algo_settings(algo))).ppo.init_std == 0.2
 
 
+def test_oracle_column_is_ppo_on_the_true_reward_with_trirls_policy_settings(grid, tmp_path):
+    """The oracle cell is an expert run (true task reward) with the PPO the TRIRL column's
+    policy trains with and the same steps; it logs the normalised score against the
+    demos' reference returns, is evaluated like any cell, and has no reward to retrain."""
+    from test_learn import REFERENCE
+
+    out = tmp_path / "oracle"
+    args = [a if a != ",".join(ALGOS) else "trirl,oracle"
+            for a in _grid_args(grid["demos"], out, "--retrain")]
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    oracle = json.loads((_cell({"out": out}, "oracle") / "learn" / "config.json").read_text())
+    trirl = json.loads((_cell({"out": out}, "trirl") / "learn" / "config.json").read_text())
+    assert oracle["kind"] == "expert" and oracle["ppo"] == trirl["ppo"]
+    assert oracle["ppo"]["trust_region"]["mean_bound"] == 1e-5  # TINY's, not a preset's
+    assert (oracle["total_steps"], oracle["seeds"]) == (trirl["total_steps"], SEEDS)
+    assert oracle["reference"]["expert_return_mean"] == REFERENCE["expert_return_mean"]
+    lines = [json.loads(x) for x in (_cell({"out": out}, "oracle") / "learn" / "metrics.jsonl")
+             .read_text().splitlines()]
+    for line in (x for x in lines if x["episode_return"] is not None):
+        want = ((line["episode_return"] - REFERENCE["random_return_mean"])
+                / (REFERENCE["expert_return_mean"] - REFERENCE["random_return_mean"]))
+        assert line["normalized_score"] == pytest.approx(want, rel=1e-5)
+    assert not (_cell({"out": out}, "oracle") / "retrain").exists()
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    cell = next(c for c in summary["cells"] if c["algo"] == "oracle")
+    assert len(cell["training"]) == SEEDS and cell["retraining"] is None
+    assert "| point_maze | oracle |" in (out / "report" / "summary.md").read_text()
+
+
 def test_rerun_with_other_settings_is_refused(grid):
     before = (grid["out"] / compare.GRID_FILE).read_text()
     args = list(_grid_args(grid["demos"], grid["out"]))

@@ -51,7 +51,7 @@ from typing import Optional
 
 from trirl import compare_report
 from trirl.errors import Interrupted, TrirlError
-from trirl.grid import (CELL_FILE, GRID_ALGOS, GRID_FILE, LEARN_DIR, REOPTIMISE_DEFINING,
+from trirl.grid import (CELL_FILE, GRID_ALGOS, GRID_FILE, LEARN_DIR, ORACLE, REOPTIMISE_DEFINING,
                         RUN_DEFINING, CompareConfig, cell_dir, reoptimise_dirs)
 from trirl.report import EVALUATION_FILE, cached_evaluation
 
@@ -315,7 +315,9 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     interrupted = None
     try:
-        if resumed:
+        if algo == ORACLE:
+            _train_oracle(config, run_dir, env_name, resumed, show_progress)
+        elif resumed:
             learn.resume(run_dir, show_progress=show_progress)
         else:
             learn.train(env_name, demos=config.demo_files.get(env_name), run_dir=run_dir,
@@ -340,6 +342,29 @@ def _train_stage(config: CompareConfig, cell: Path, env_name: str, algo: str,
                    "interrupted": interrupted is not None})
     if interrupted is not None:
         raise interrupted
+
+
+def _train_oracle(config: CompareConfig, run_dir: Path, env_name: str, resumed: bool,
+                  show_progress: bool) -> None:
+    """The oracle cell: an expert run on the true reward with the TRIRL column's policy
+    PPO and budget, scored against the same demos' reference returns."""
+    from trirl import expert
+    from trirl.presets import learn_config, preset_steps
+    from trirl.references import demo_reference
+    from trirl.settings import merge_settings, parse_settings
+
+    if resumed:
+        expert.resume_expert(run_dir, show_progress=show_progress)
+        return
+    trirl = learn_config(env_name, merge_settings(parse_settings(config.settings),
+                                                  algo_settings(ORACLE)))
+    expert.train_expert(env_name, run_dir=run_dir, ppo=trirl.policy_ppo,
+                        steps=config.steps or preset_steps(env_name, trirl),
+                        seeds=config.seeds, seed=config.seed,
+                        env_overrides=_env_overrides(config, env_name),
+                        checkpoint_every=config.checkpoint_every, show_progress=show_progress,
+                        backend=config.backend,
+                        reference=demo_reference(_demos_for(config, env_name), env_name))
 
 
 def _reoptimise_stage(config: CompareConfig, cell: Path, env_name: str,

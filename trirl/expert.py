@@ -7,6 +7,7 @@ and budgets are :mod:`trirl.presets`'. Loading a trained policy from any run is
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,8 @@ import jax
 from trirl import envs, runs, sharding
 from trirl.ppo import PPOConfig
 from trirl.presets import expert_ppo_settings, expert_steps
+from trirl.references import with_normalized_score
+from trirl.settings import ppo_config_from_dict
 
 KIND = "expert"
 
@@ -22,17 +25,26 @@ KIND = "expert"
 def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Optional[int] = None,
                  seeds: int = 1, seed: int = 0, ppo_overrides: Optional[dict] = None,
                  env_overrides: Optional[dict] = None, checkpoint_every: int = 50,
-                 show_progress: bool = True, backend: Optional[str] = None) -> Path:
+                 show_progress: bool = True, backend: Optional[str] = None,
+                 ppo: Optional[PPOConfig] = None, reference: Optional[dict] = None) -> Path:
     """Train PPO expert(s) on the true reward; returns the run directory.
 
-    ``backend``: physics backend, "mjx", "c" or "auto" (default: auto, i.e. MJX on a
-    GPU and MuJoCo C on a CPU); the concrete one is recorded in ``config.json``.
+    Args:
+      ppo_overrides: PPO settings over the env's expert preset.
+      ppo: the whole PPO config instead of the preset's (``ppo_overrides`` on top), e.g.
+        a learner's, for the oracle of `trirl compare`.
+      reference: expert/random mean returns (``trirl.references.demo_reference``): the
+        run then logs the normalised score of its training episodes.
+      backend: physics backend, "mjx", "c" or "auto" (default: auto, i.e. MJX on a
+        GPU and MuJoCo C on a CPU); the concrete one is recorded in ``config.json``.
     """
     env = envs.make(env_name, backend=backend, **(env_overrides or {}))
-    cfg = PPOConfig(**{**expert_ppo_settings(env_name), **(ppo_overrides or {})})
+    base = expert_ppo_settings(env_name) if ppo is None else dataclasses.asdict(ppo)
+    cfg = ppo_config_from_dict({**base, **(ppo_overrides or {})}, "PPO settings")
     record = runs.new_record(KIND, env, cfg, steps=int(steps or expert_steps(env_name)),
                              seeds=seeds, seed=seed, checkpoint_every=checkpoint_every,
-                             env_overrides=env_overrides)
+                             env_overrides=env_overrides,
+                             **({"reference": reference} if reference else {}))
     return runs.start(record, run_dir, show_progress=show_progress)
 
 
@@ -42,8 +54,11 @@ def resume_expert(run_dir: Path, show_progress: bool = True,
 
 
 def _training(run: runs.Run, placement: sharding.Placement) -> runs.Training:
-    return runs.Training(init=lambda: runs.init_policies(run),
-                         iterate=placement.jit(jax.vmap(run.ppo.iteration)),
+    iterate = placement.jit(jax.vmap(run.ppo.iteration))
+    reference = run.config.get("reference")
+    if reference:
+        iterate = with_normalized_score(iterate, reference)
+    return runs.Training(init=lambda: runs.init_policies(run), iterate=iterate,
                          steps_per_iteration=run.ppo.config.batch_size,
                          label=f"expert {run.config['env']}",
                          summary={"episode_return": "return",

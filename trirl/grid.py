@@ -17,7 +17,14 @@ from trirl.choices import ALGOS
 # model (the paper's Table 1 model, whose rewards can transfer), each as the TRIRL
 # settings that make it. Not in the default --algos.
 GRID_ALGOS: dict[str, dict] = {**{a: {"algo": a} for a in ALGOS},
-                               "trirl_features": {"algo": "trirl", "reward_model": "features"}}
+                               "trirl_features": {"algo": "trirl", "reward_model": "features"},
+                               "oracle": {"algo": "trirl"}}
+# The oracle column: PPO on the env's *true* task reward, with the PPO the TRIRL column's
+# policy trains with (the env's learn preset and --set: networks, LR, epochs, initial
+# std, TRPL bounds) and the same steps -- what the task reward itself teaches at this
+# budget, the calibration every imitation score is read against. It learns no reward,
+# so it has no retraining or transfer runs.
+ORACLE = "oracle"
 GRID_FILE = "compare.json"
 CELL_FILE = "cell.json"
 LEARN_DIR = "learn"
@@ -101,7 +108,10 @@ def cell_dir(out: Path, env_name: str, algo: str) -> Path:
 
 
 def reoptimise_dirs(config: CompareConfig, cell: Path, env_name: str) -> list[tuple[str, str, Path]]:
-    """``(kind, env, run dir)`` of the cell's retrain/transfer runs, one per seed."""
+    """``(kind, env, run dir)`` of the cell's retrain/transfer runs, one per seed (none
+    for the oracle, which learns no reward; a cell's folder is named for its column)."""
+    if cell.name == ORACLE:
+        return []
     stages = ([("retrain", env_name, "retrain")] if config.retrain else []) + [
         ("transfer", t, f"transfer-{t}") for t in config.targets(env_name)]
     return [(kind, target, cell / name / f"seed{i}")

@@ -37,3 +37,16 @@ def demo_reference(path: Path, env_name: str) -> Optional[dict]:
         return None
     return {"expert_return_mean": meta["expert_return_mean"],
             "random_return_mean": meta["random_return_mean"], "source": str(path)}
+
+
+def with_normalized_score(iterate, reference: dict):
+    """``iterate(state) -> (state, metrics)`` that adds the normalised score of the
+    iteration's finished episodes (NaN, logged as null, where a seed finished none)."""
+    def step(*args):
+        state, metrics = iterate(*args)
+        metrics["normalized_score"] = normalized_score(
+            metrics["episode_return"], reference["expert_return_mean"],
+            reference["random_return_mean"])
+        return state, metrics
+
+    return step

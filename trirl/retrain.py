@@ -26,7 +26,7 @@ from trirl import envs, rewards, runs, sharding
 from trirl.errors import TrirlError
 from trirl.evaluation import evaluate_run
 from trirl.ppo import PPO, LearnedReward, PPOConfig, linear_decay
-from trirl.references import bundled_demos, demo_reference, normalized_score
+from trirl.references import bundled_demos, demo_reference, with_normalized_score
 from trirl.report import EVALUATION_FILE
 from trirl.rewards._file import file_sha256
 from trirl.runner import write_json_atomic
@@ -161,16 +161,8 @@ def _iterate_fn(run: runs.Run, reward: rewards.Reward, placement: sharding.Place
 
     iterate = placement.jit(jax.vmap(iteration, in_axes=(0, None)))
     reference = run.config.get("reference")
-
-    def step(state):
-        state, metrics = iterate(state, params)
-        if reference:
-            metrics["normalized_score"] = normalized_score(
-                metrics["episode_return"], reference["expert_return_mean"],
-                reference["random_return_mean"])
-        return state, metrics
-
-    return step
+    step = with_normalized_score(iterate, reference) if reference else iterate
+    return lambda state: step(state, params)
 
 
 def _training(run: runs.Run, placement: sharding.Placement) -> runs.Training:
