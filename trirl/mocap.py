@@ -315,14 +315,11 @@ def motion_model(env):
 
 
 def _model_name(model, env) -> str:
-    name = mujoco_model_name(model)
-    return f"{env.name}'s model {name!r}" if name else f"{env.name}'s model"
+    return f"{env.name}'s model" + (" (its motion model)" if model is not env.mj_model else "")
 
 
-def mujoco_model_name(model) -> str:
-    import mujoco
-
-    return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MODEL, 0) or ""
+def _body_name(model, i: int) -> str:
+    return model.body(i).name or f"<body {i}>"
 
 
 def _mjlab_array(source, npz, key, width, rows=None):
@@ -371,8 +368,9 @@ def read_mjlab(path, env) -> Motion:
     names, types = joint_layout(model)
     joints, bodies = model.njnt - 1, model.nbody - 1
     robot = _model_name(model, env)
+    listed = names[1] if joints == 1 else f"{names[1]}, ..., {names[-1]}"
     another = (f"convert motion of this robot for its own env, or retarget it to "
-               f"{robot} (joints {names[1]}, ..., {names[-1]} in model order)")
+               f"{robot} (joints {listed} in model order)")
     source, npz = _open(path)
     with npz:
         if "joint_pos" not in npz.files and "qpos" in npz.files:
@@ -397,13 +395,13 @@ def read_mjlab(path, env) -> Motion:
     for key, a in body.items():
         if a.shape[1] != bodies:
             _fail(source, key, f"has {a.shape[1]} bodies, but {robot} has {bodies} "
-                  f"({model.body(1).name}, ..., {model.body(bodies).name}; motion of another "
+                  f"({_body_name(model, 1)}, ..., {_body_name(model, bodies)}; motion of another "
                   "robot?)", another)
     norm = np.linalg.norm(body["body_quat_w"], axis=-1)
     off = np.abs(norm - 1.0)
     if (off > _QUAT_TOL).any():
         t, b = np.unravel_index(int(np.argmax(off > _QUAT_TOL)), off.shape)
-        _fail(source, "body_quat_w", f"body {b} ({model.body(int(b) + 1).name}) at frame {t} "
+        _fail(source, "body_quat_w", f"body {b} ({_body_name(model, int(b) + 1)}) at frame {t} "
               f"has norm {norm[t, b]:.4g}, not a unit quaternion "
               f"({int((off > _QUAT_TOL).sum())} such entries)",
               "store unit quaternions (w, x, y, z): divide by the norm, or re-export")
@@ -423,7 +421,7 @@ def read_mjlab(path, env) -> Motion:
             worst = (float(err.max()), int(t), int(np.argmax(err)))
     if worst[0] > _KINEMATICS_TOL:
         err, t, b = worst
-        _fail(source, "body_pos_w", f"body {b} ({model.body(b + 1).name}) is {err:.3f} m from "
+        _fail(source, "body_pos_w", f"body {b} ({_body_name(model, b + 1)}) is {err:.3f} m from "
               f"where {robot}'s kinematics put it for joint_pos at frame {t}: motion of "
               "another robot, or its joints in another order", another)
     return Motion(names, types, qpos, qvel, fps, np.array([0, rows], np.int64), source,
