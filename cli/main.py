@@ -269,7 +269,7 @@ def _register_optional_commands() -> None:
     import importlib
 
     commands = [("trirl.cli.learn_cmd", "learn"), ("trirl.cli.compare_cmd", "compare"),
-                ("trirl.cli.assets_cmd", "assets")] + [
+                ("trirl.cli.assets_cmd", "assets"), ("trirl.cli.render_cmd", "render")] + [
         ("trirl.cli.reward_cmd", name)
         for name in ("export", "inspect", "retrain", "transfer", "report")]
     for module, name in commands:
