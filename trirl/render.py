@@ -173,6 +173,7 @@ class _Painter:
         # Software GL (llvmpipe) is ~12x faster without shadows and floor reflections.
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = False  # smaller GIFs
         self.data = mujoco.MjData(model)
         self.camera = mujoco.MjvCamera()
         self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE   # its lookat follows the root
@@ -275,12 +276,17 @@ def write_gif(path, frames: list, fps: float) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise TrirlError(f"{path}: directory {directory} does not exist; fix: create it first")
-    images = [Image.fromarray(f).convert("P", palette=Image.Palette.ADAPTIVE, colors=255)
+    # One palette for all frames (from a strip of up to 8 of them), no dithering: the
+    # unchanged background then compresses between frames.
+    pick = frames[::max(1, len(frames) // 8)][:8]
+    palette = Image.fromarray(np.concatenate(pick, axis=0)).quantize(
+        colors=128, method=Image.Quantize.MEDIANCUT)
+    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
               for f in frames]
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(round(1000 / fps)), loop=0)
+                       duration=int(round(1000 / fps)), loop=0, optimize=True)
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
