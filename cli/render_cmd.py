@@ -16,8 +16,9 @@ from trirl.cli.options import friendly as _friendly
               help="GIF to write [default: RUN/gait.gif, or DEMOS.gif next to the file].")
 @click.option("--beside", default="auto", show_default=True,
               help="For a run: 'auto' puts the run's own demonstrations beside the policy "
-                   "when they keep states (motion capture converted by trirl does), a demo "
-                   "file puts that one, 'none' nothing. For a demo file: a second demo file.")
+                   "when they keep states (motion capture converted by trirl does); a demo "
+                   "file or another run directory (e.g. the expert a Go2 run learned from) "
+                   "puts that; 'none' nothing. For a demo file: a second file or a run.")
 @click.option("--seconds", type=float, default=10.0, show_default=True,
               help="Simulated seconds to draw (at most one episode).")
 @click.option("--episode", type=int, default=0, show_default=True,

