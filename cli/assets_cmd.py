@@ -52,7 +52,7 @@ def list_cmd(cache):
 
     root = cache or robot_assets.cache_dir()
     table = Table(title=f"trirl robot models and motion clips in {root}")
-    for col in ("robot", "status", "path", "license", "source"):
+    for col in ("asset", "status", "path", "license", "source"):
         table.add_column(col)
     problems = []
     for src in robot_assets.SOURCES.values():
