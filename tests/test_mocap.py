@@ -471,6 +471,30 @@ def test_mjlab_round_trip_reproduces_the_root_state(free_body, tmp_path):
     assert len(notes) == 1 and notes[0].startswith("clip.npz: 51 frames (1.00 s at 50 Hz)")
 
 
+def test_mjlab_angular_velocity_is_turned_into_the_body_frame(free_body, tmp_path):
+    # Tilted by alpha about x, spinning at w about world z: q(t) = qz(w t) * qx(alpha).
+    # World angular velocity (0, 0, w) -- what mjlab stores -- is R^T (0, 0, w) =
+    # w (0, sin alpha, cos alpha) in the body frame, MuJoCo's free-joint qvel.
+    alpha, w = 0.5, 1.5
+    t = np.arange(26) / 50.0
+    qpos, qvel = np.zeros((26, 8)), np.zeros((26, 7))
+    qpos[:, 2] = 0.5
+    half = w * t / 2
+    qz = np.stack([np.cos(half), 0 * t, 0 * t, np.sin(half)], 1)
+    qx = np.array([math.cos(alpha / 2), math.sin(alpha / 2), 0.0, 0.0])
+    qpos[:, 3:7] = mocap._quat_mul(qz, qx)
+    body_w = w * np.array([0.0, math.sin(alpha), math.cos(alpha)])
+    qvel[:, 3:6] = body_w
+    path = tmp_path / "spin.npz"
+    mocap.save_mjlab(path, free_body.mj_model, qpos, qvel, 50.0)
+    with np.load(path) as f:
+        np.testing.assert_allclose(f["body_ang_vel_w"][:, 0], np.tile([0.0, 0.0, w], (26, 1)),
+                                   atol=1e-6)
+    converted, _ = mocap.convert(path, free_body, fmt="mjlab", align=False, loop="never",
+                                 steady=False)
+    np.testing.assert_allclose(converted.obs[:, 11:14], np.tile(body_w, (25, 1)), atol=1e-6)
+
+
 def straight_walk(t, speed=0.5, yaw=math.pi / 2, start=(3.0, -2.0)):
     """FreeBody moving at ``speed`` along heading ``yaw`` (facing it), arm swinging."""
     qpos = np.zeros((len(t), 8))
@@ -672,8 +696,7 @@ def test_mjlab_g1_maps_joints_by_name_and_drops_the_wrists(g1_model_cached, tmp_
     arrays["joint_pos"], arrays["joint_vel"] = arrays["joint_pos"][:, :12], arrays["joint_vel"][:, :12]
     np.savez(other, **arrays)
     with pytest.raises(TrirlError, match=r"joint_pos: has 12 joint columns, but g1_walk's "
-                                         r"model \(its motion model\) has 29 \(motion of "
-                                         r"another robot"):
+                                         r"motion model has 29 \(motion of another robot"):
         mocap.convert(other, env, fmt="mjlab", output=tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
 

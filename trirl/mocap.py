@@ -43,11 +43,11 @@ _TYPE_NAME = {FREE: "free", BALL: "ball", SLIDE: "slide", HINGE: "hinge"}
 FORMATS = ("loco-mujoco", "arrays", "mjlab")
 MJLAB_KEYS = ("fps", "joint_pos", "joint_vel", "body_pos_w", "body_quat_w", "body_lin_vel_w",
               "body_ang_vel_w")
-MJLAB_SOURCE = "https://github.com/mujocolab/mjlab (motion .npz of its motion tracking task)"
 # Named selections of the G1 clips in the asset cache (`trirl assets fetch g1-mocap`):
-# `g1-mocap:walk` is what g1_walk imitates (straight forward walks, 0.64 and 0.75 m/s),
-# `g1-mocap:run` what g1_run imitates (the forward jogs). Anything else after the colon
-# is a glob over the clip names (`g1-mocap:walk_*`, `g1-mocap:*`).
+# `g1-mocap:walk` is what g1_walk imitates (the straight forward walks: 0.88 and 1.07 m/s
+# in their steady sections), `g1-mocap:run` what g1_run imitates (the forward jogs: 2.36
+# and 1.85 m/s). Anything else after the colon is a glob over the clip names
+# (`g1-mocap:walk_*`, `g1-mocap:*`).
 MOCAP_ASSET = "unitree_g1_mocap"
 CLIP_SETS = {
     "walk": ("walk_forward_loop_002__A022.npz", "walk_forward_loop_002__A024.npz"),
@@ -315,7 +315,7 @@ def motion_model(env):
 
 
 def _model_name(model, env) -> str:
-    return f"{env.name}'s model" + (" (its motion model)" if model is not env.mj_model else "")
+    return f"{env.name}'s {'motion ' if model is not env.mj_model else ''}model"
 
 
 def _body_name(model, i: int) -> str:
