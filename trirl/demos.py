@@ -64,7 +64,10 @@ METADATA_FIELDS = REQUIRED_METADATA + OPTIONAL_METADATA
 
 _ARRAY_KEYS = ("obs", "next_obs", "actions", "absorbing", "truncated", "episode_starts")
 _REQUIRED_KEYS = ("obs", "next_obs", "absorbing", "truncated", "episode_starts", "metadata")
-_ALL_KEYS = _ARRAY_KEYS + ("metadata",)
+# Optional MuJoCo states of each obs row (motion capture keeps them: `trirl render`
+# replays them); float64 (N, nq) and (N, nv), both or neither.
+_STATE_KEYS = ("qpos", "qvel")
+_ALL_KEYS = _ARRAY_KEYS + _STATE_KEYS + ("metadata",)
 
 # next_obs[i] must equal obs[i + 1] inside an episode. Data written through float32
 # is bit-identical; the tolerance only forgives a user's float64 -> float32 pipeline
@@ -86,6 +89,9 @@ class Demos:
       episode_starts: int64 ``(E,)``, index of each episode's first transition.
       metadata: dict with every field of :data:`METADATA_FIELDS` (and any extra ones
         the file carried). Change it with ``dataclasses.replace(demos, metadata=...)``.
+      qpos, qvel: float64 ``(N, nq)``, ``(N, nv)``: the environment's MuJoCo state in
+        which each ``obs`` row was observed, or ``None`` (optional; motion capture
+        converted by trirl keeps them, so the demos can be replayed and rendered).
     """
 
     obs: np.ndarray
@@ -95,6 +101,8 @@ class Demos:
     truncated: np.ndarray
     episode_starts: np.ndarray
     metadata: dict
+    qpos: Optional[np.ndarray] = None
+    qvel: Optional[np.ndarray] = None
 
     @property
     def num_transitions(self) -> int:
@@ -357,8 +365,33 @@ def _validate(source: str, arrays: dict) -> Demos:
         _fail(source, "next_obs", f"next_obs[{i}] differs from obs[{i + 1}] inside one episode",
               f"if an episode starts at {i + 1}, add it to episode_starts; otherwise next_obs "
               "must be the observation the transition reached")
+    states = _check_states(source, arrays, n)
     return Demos(obs=obs, next_obs=next_obs, actions=actions, absorbing=absorbing,
-                 truncated=truncated, episode_starts=starts, metadata=metadata)
+                 truncated=truncated, episode_starts=starts, metadata=metadata, **states)
+
+
+def _check_states(source: str, arrays: dict, rows: int) -> dict:
+    """The optional ``qpos``/``qvel`` arrays: both or neither, float64 2-D, one row per
+    transition, finite."""
+    present = [key for key in _STATE_KEYS if arrays.get(key) is not None]
+    if not present:
+        return {}
+    if len(present) == 1:
+        other = ({*_STATE_KEYS} - {present[0]}).pop()
+        _fail(source, other, f"is missing but the file has {present[0]}",
+              "store both qpos and qvel (the states of the obs rows), or neither")
+    out = {}
+    for key in _STATE_KEYS:
+        a = arrays[key]
+        if a.dtype != np.float64 or a.ndim != 2 or a.shape[0] != rows:
+            _fail(source, key, f"is a {a.dtype} array of shape {a.shape}, expected float64 "
+                  f"({rows}, n{key[1:]}), one state per transition",
+                  f"store {key}.astype(np.float64), one row per obs row")
+        problem = non_finite(a, "row")
+        if problem:
+            _fail(source, key, problem, "drop or repair the states with NaN/inf")
+        out[key] = a
+    return out
 
 
 def _check_env(source: str, demos: Demos, env) -> None:
@@ -379,6 +412,11 @@ def _check_env(source: str, demos: Demos, env) -> None:
         first = next(i for i, (a, b) in enumerate(zip(meta["obs_names"], names)) if a != b)
         _fail(source, "metadata.obs_names", f"column {first} is {meta['obs_names'][first]!r} "
               f"but {env.name!r} has {names[first]!r} there", fix)
+    model = getattr(env, "mj_model", None)
+    if demos.qpos is not None and model is not None and (
+            demos.qpos.shape[1] != model.nq or demos.qvel.shape[1] != model.nv):
+        _fail(source, "qpos", f"has {demos.qpos.shape[1]} columns and qvel "
+              f"{demos.qvel.shape[1]}, but {env.name!r} has nq={model.nq}, nv={model.nv}", fix)
     dt = getattr(env, "dt", None)
     if dt is not None and not math.isclose(meta["control_timestep"], dt, rel_tol=1e-6):
         # next_obs at another timestep is a different transition, even with equal layouts.
@@ -410,7 +448,7 @@ def _to_arrays(source: str, demos: Demos) -> dict:
         _fail(source, "metadata", f"cannot be written as JSON ({_short(exc)})",
               "use only str, int, float (finite), bool, None, lists and dicts")
     # np.asarray: accept jax arrays; their dtypes are then checked like a file's.
-    arrays = {key: np.asarray(getattr(demos, key)) for key in _ARRAY_KEYS
+    arrays = {key: np.asarray(getattr(demos, key)) for key in _ARRAY_KEYS + _STATE_KEYS
               if getattr(demos, key) is not None}
     arrays["metadata"] = np.array(text)
     return arrays

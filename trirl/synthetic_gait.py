@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from trirl import mocap
+from trirl import mocap, motion
 
 FREE_JOINT = "root"  # what LocoMuJoCo calls the G1's free joint (Menagerie: floating_base_joint)
 
@@ -142,8 +142,8 @@ def _segment(model, data, geoms, t, speed, stride_hz, phase, scale) -> tuple:
 
 
 def generate(speed: float = 1.0, seconds: float = 20.0, segments: int = 3, fps: float = 60.0,
-             step_frequency: float = 1.8, seed: int = 0) -> mocap.Motion:
-    """The gait as a :class:`trirl.mocap.Motion` in LocoMuJoCo's layout (free joint
+             step_frequency: float = 1.8, seed: int = 0) -> motion.Motion:
+    """The gait as a :class:`trirl.motion.Motion` in LocoMuJoCo's layout (free joint
     ``root`` first, then Menagerie's 29 hinge joints, wrists held at 0): ``segments``
     clips of ``seconds / segments`` each at ``fps``, each with its own starting phase
     and a slightly different amplitude, deterministic given ``seed``.
@@ -165,9 +165,9 @@ def generate(speed: float = 1.0, seconds: float = 20.0, segments: int = 3, fps: 
     parts = [_segment(model, data, geoms, t, speed, step_frequency / 2,
                       rng.uniform(0, 2 * math.pi), rng.uniform(0.9, 1.1))
              for _ in range(segments)]
-    names, types = mocap.joint_layout(model)
+    names, types = motion.joint_layout(model)
     names = (FREE_JOINT,) + names[1:]
-    return mocap.Motion(names, types, np.concatenate([p[0] for p in parts]),
+    return motion.Motion(names, types, np.concatenate([p[0] for p in parts]),
                         np.concatenate([p[1] for p in parts]), float(fps),
                         np.arange(segments + 1, dtype=np.int64) * frames,
                         source="<synthetic G1 gait>", format="loco-mujoco")
