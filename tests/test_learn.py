@@ -24,6 +24,7 @@ from trirl import settings as settings_lib
 from trirl import demos as demos_lib
 from trirl import envs, learn
 from trirl.cli.main import main
+from trirl.errors import TrirlError
 from trirl.runs import load_policy, open_run
 
 from numpy_reference import np_mlp, np_scalar
@@ -515,3 +516,16 @@ def test_readme_config_example_is_valid(tmp_path):
     config = settings_lib.build_config(settings)
     assert config.variant == "max_eta" and config.capacity == 100
     assert env_settings == ("episode_length=100",)
+
+
+def test_optional_number_settings_come_through_set():
+    """Settings whose default is None (the discriminator's fixed penalty alpha, its
+    gradient clip) take a number from --set, or none to switch them off."""
+    cfg = settings_lib.build_config(settings_lib.parse_settings(
+        ("disc.gp_alpha=0.5", "disc.max_grad_norm=2")))
+    assert (cfg.disc.gp_alpha, cfg.disc.max_grad_norm) == (0.5, 2.0)
+    assert settings_lib.build_config(settings_lib.parse_settings(
+        ("disc.max_grad_norm=none",))).disc.max_grad_norm is None
+    with pytest.raises(TrirlError) as exc:
+        settings_lib.parse_settings(("disc.gp_alpha=half",))
+    assert "\n" not in str(exc.value) and "gp_alpha='half'" in str(exc.value)

@@ -37,8 +37,15 @@ def parse_overrides(pairs: tuple[str, ...], config_class: type, what: str) -> di
         if name not in fields:
             raise TrirlError(f"{what} has no setting {name!r}; valid: {', '.join(sorted(fields))}")
         default = getattr(config_class(), name)
-        if default is None and "tuple" in str(fields[name].type):
+        annotation = str(fields[name].type)
+        if default is None and "tuple" in annotation:
             default = ()  # an optional width list, e.g. critic_hidden=1024,512
+        elif default is None and text.strip().lower() == "none":
+            out[name] = None  # an optional setting switched off, e.g. max_grad_norm=none
+            continue
+        elif default is None and ("float" in annotation or "int" in annotation):
+            # An optional number (e.g. disc.gp_alpha=0.5): its type is in the annotation.
+            default = 0.0 if "float" in annotation else 0
         try:
             if isinstance(default, bool):
                 if text.lower() not in ("true", "false", "1", "0"):
