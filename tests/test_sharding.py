@@ -49,7 +49,7 @@ WORKER = textwrap.dedent("""
     import jax
     import numpy as np
 
-    from trirl import expert, learn, runner, sharding
+    from trirl import expert, learn, runner, runs, sharding
     from trirl.errors import TrirlError
 
     out, kind = Path(sys.argv[1]), sys.argv[2]
@@ -72,12 +72,12 @@ WORKER = textwrap.dedent("""
         got["final"] = real_loop(run_dir, init_spy, iterate_spy, **kwargs)
         return got["final"]
 
-    expert.train_loop = runner.train_loop = spy
+    runs.train_loop = runner.train_loop = spy
     common = dict(run_dir=run_dir, steps=steps, seeds=2, seed=3, env_overrides=env_tiny,
                   checkpoint_every=1, show_progress=False, backend="mjx")
     if kind == "expert":
         expert.train_expert("point_maze", ppo_overrides=ppo_tiny, **common)
-        reference = jax.jit(jax.vmap(expert.open_run(run_dir).ppo.iteration))
+        reference = jax.jit(jax.vmap(runs.open_run(run_dir).ppo.iteration))
         ppo_of = lambda state: state
     else:
         sets = {"ppo": ppo_tiny, "disc": {"hidden": (8,), "num_steps": 2, "minibatch_size": 8},

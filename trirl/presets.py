@@ -68,7 +68,7 @@ EXPERT_PRESETS: dict[str, dict[str, Any]] = {
     "point_maze_flipped": {"ppo": {"entropy_coef": 0.01, "init_std": 1.0}, "steps": 1_000_000},
     # The paper's robotics policy (App. C.5); its critic shares the policy's widths, as
     # when the expert of docs/benchmarks.md was measured (the learners' preset has the
-    # paper's separate 1024, 512 critic: trirl.learn.ROBOT_NETWORKS).
+    # paper's separate 1024, 512 critic: ROBOT_NETWORKS above).
     "go2": {"ppo": {"hidden": (512, 256, 128)}},
     "hopper": {"ppo": {"num_epochs": 10, "init_std": 0.2}, "steps": 3_000_000},
     **{name: _TUNED for name in ("halfcheetah", "halfcheetah_wind", "halfcheetah_mars", "ant",
