@@ -133,9 +133,13 @@ def main() -> None:
         ratio = row["ratio_median"]
         print(f"{name:>9}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
               + (f", {ratio:.3f}x {args.reference}" if ratio is not None else ""))
+    # The headline figures, by the names issue 29 gave them (median ratio per round).
+    headline = {f"trirl_{name.replace('=', '')}_over_{args.reference.lower()}":
+                row["ratio_median"] for name, row in zip(names, rows)
+                if name.startswith("k=") and row["ratio_median"] is not None}
     write_json(args.json, {"env": args.env, "iterations": args.iterations,
                            "rounds": args.rounds, "fill": args.fill, "settings": args.settings,
-                           "batch": runs[names[0]]["batch"]}, rows)
+                           "batch": runs[names[0]]["batch"]}, rows, **headline)
 
 
 if __name__ == "__main__":

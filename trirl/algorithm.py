@@ -145,10 +145,7 @@ class TRIRL:
             state.buffer, state.fit_opt_state, disc_params, eta_reward, x, etas, cache, k_fit)
 
         metrics = {**update.metrics,
-                   "policy_kl": policy_kl(self.ppo, update.ppo, rollout),
-                   **reward_gap(jnp.mean(self.corrected_reward(
-                       reward, disc_params, sample_rows(jax.random.split(k_gap)[0], x_e)))
-                       / self.beta, jnp.mean(r_agent) / self.beta),
+                   **self.progress(update.ppo, rollout, reward, disc_params, r_agent, x_e, k_gap),
                    **ep_stats, **disc_metrics(dm),
                    "eta": update.eta, "eps_tr": self.config.eps / (1.0 + eta_reward),
                    "reward_std": jnp.std(rewards), "reward_absorbing": r_abs / self.beta,
@@ -161,6 +158,19 @@ class TRIRL:
                              policies=self.remember_update(state, update.ppo), key=key)
         return state, metrics, Trace(rollout=rollout, rewards=rewards,
                                      absorbing_reward=r_abs / self.beta)
+
+    def progress(self, updated: PPOState, rollout: Rollout, reward, disc_params: Params,
+                 r_agent: jax.Array, x_e: jax.Array, key: jax.Array) -> dict:
+        """How far the iteration moved: KL(pi^(i+1) || pi^(i)) on the rollout, and the
+        corrected reward (after this iteration's correction; PPO units) on expert and on
+        agent rows and their gap, E_E[r] - E_pi[r]: a Monte-Carlo estimate of the reward
+        part of the IRL dual. ``r_agent`` is the corrected reward on every rollout row
+        (the model reuses what it evaluated); on the expert side ``GAP_SAMPLES`` random
+        rows keep the k members' evaluation cheap."""
+        r_expert = self.corrected_reward(reward, disc_params,
+                                         sample_rows(jax.random.split(key)[0], x_e))
+        return {"policy_kl": policy_kl(self.ppo, updated, rollout),
+                **reward_gap(jnp.mean(r_expert) / self.beta, jnp.mean(r_agent) / self.beta)}
 
     def update_discriminator(self, state: LearnerState, x: jax.Array, x_e: jax.Array,
                              rollout: Rollout, expert: ExpertData, key: jax.Array):
