@@ -47,7 +47,8 @@ from trirl.cli.options import NEW_RUN_BACKEND, backend_option, friendly
               help="Where to write the run [default: runs/<env>-trirl-<time>].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this directory from its last checkpoint "
-                   "(its own settings and demos; other options are ignored).")
+                   "(its own settings and demos; other options are ignored, but --steps "
+                   "N extends its budget to N).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="TOML file of settings: top-level TRIRL keys (eps, capacity, variant, "
                    "...), tables [ppo] [trust_region] [disc] [fit] [env]. --set and the "
@@ -93,7 +94,7 @@ def _learn(demos_path, env_name, algo, variant, capacity, eps, beta, inputs, rew
                                 read_config_file)
 
     if resume:
-        learn_lib.resume(resume, backend=backend)
+        learn_lib.resume(resume, backend=backend, steps=steps)
         click.echo(f"run: {resume}")
         return
     # Precedence: paper defaults < env preset < --config < --set < dedicated flags.

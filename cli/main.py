@@ -57,7 +57,8 @@ def envs_cmd():
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
               help="Where to write the run [default: runs/<env>-expert-<time>].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue the run in this directory from its last checkpoint.")
+              help="Continue the run in this directory from its last checkpoint "
+                   "(with --steps N: extended to N steps).")
 @click.option("--set", "ppo_set", multiple=True, metavar="KEY=VALUE",
               help="PPO setting, e.g. --set learning_rate=1e-4 (repeatable).")
 @click.option("--env-set", multiple=True, metavar="KEY=VALUE",
@@ -73,7 +74,7 @@ def expert(env_name, steps, seeds, seed, run_dir, resume, ppo_set, env_set, chec
     from trirl.settings import parse_overrides
 
     if resume:
-        expert_lib.resume_expert(resume, backend=backend)
+        expert_lib.resume_expert(resume, backend=backend, steps=steps)
         click.echo(f"run: {resume}")
         return
     if env_name not in envs.names():
@@ -118,17 +119,23 @@ def demos():
 @click.option("--seed-index", type=int, default=0, show_default=True,
               help="Which seed of a multi-seed run.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--drop-terminated", is_flag=True,
+              help="Keep only episodes that ran to the time limit: for experts whose "
+                   "terminal state is a failure (a fall), not the goal.")
 @backend_option(RUN_BACKEND)
 @_friendly
-def demos_record(run, episodes, output, stochastic, seed_index, seed, backend):
+def demos_record(run, episodes, output, stochastic, seed_index, seed, drop_terminated, backend):
     """Record demonstrations from a trained policy."""
     from trirl import evaluation
 
     info = evaluation.record_demos(run, output, episodes=episodes, stochastic=stochastic,
-                                   seed_index=seed_index, seed=seed, backend=backend)
+                                   seed_index=seed_index, seed=seed, backend=backend,
+                                   drop_terminated=drop_terminated)
+    dropped = info.get("dropped_terminated_episodes")
     click.echo(f"wrote {output}: {episodes} episodes, {info['transitions']} transitions, "
                f"expert return {info['expert_return_mean']:.3f} ± {info['expert_return_std']:.3f}"
-               f", random {info['random_return_mean']:.3f}")
+               f", random {info['random_return_mean']:.3f}"
+               + (f" ({dropped} terminated episodes dropped)" if dropped is not None else ""))
 
 
 @demos.command("convert")
@@ -238,12 +245,16 @@ def evaluate(run, episodes, demos_path, stochastic, seed, as_json, backend):
     from rich.table import Table
 
     table = Table(title=f"{run} on {result['env']} ({episodes} episodes per seed)")
-    for col in ("seed", "return mean", "return std", "terminated", "normalized score"):
+    walks = "forward_distance_mean" in result["per_seed"][0]
+    for col in ("seed", "return mean", "return std", "terminated", "normalized score") \
+            + (("forward distance (m)",) if walks else ()):
         table.add_column(col)
     for i, r in enumerate(result["per_seed"]):
         score = "-" if r["normalized_score"] is None else f"{r['normalized_score']:.3f}"
+        distance = (f"{r['forward_distance_mean']:.1f} ± {r['forward_distance_std']:.1f}",) \
+            if walks else ()
         table.add_row(str(i), f"{r['return_mean']:.3f}", f"{r['return_std']:.3f}",
-                      f"{r['terminated_fraction']:.1%}", score)
+                      f"{r['terminated_fraction']:.1%}", score, *distance)
     Console().print(table)
     if result["reference"]:
         ref = result["reference"]

@@ -110,7 +110,8 @@ _TRAIN_OPTIONS = [
     click.option("--run-dir", type=click.Path(path_type=Path), default=None,
                  help="Where to write the run [default: runs/<env>-<command>-<time>]."),
     click.option("--resume", type=click.Path(path_type=Path), default=None,
-                 help="Continue the run in this directory from its last checkpoint."),
+                 help="Continue the run in this directory from its last checkpoint "
+                      "(with --steps N: extended to N steps)."),
     click.option("--demos", type=click.Path(path_type=Path), default=None,
                  help="Demo file whose metadata gives the env's expert/random returns for the "
                       "normalized score [default: the reward's, or the env's bundled demos]."),
@@ -142,7 +143,7 @@ def _reoptimise(transfer, reward_path, env_name, steps, seeds, seed, run_dir, re
     from trirl.settings import parse_overrides
 
     if resume:
-        run = retrain.resume(resume, backend=backend)
+        run = retrain.resume(resume, backend=backend, steps=steps)
     else:
         if reward_path is None:
             raise TrirlError("--reward FILE is required (a .reward file from `trirl export`)")

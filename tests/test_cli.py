@@ -11,6 +11,7 @@ used to be marked slow).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -199,6 +200,52 @@ def test_demos_writes_a_loadable_file(run_dir, tmp_path):
     assert np.isfinite(demos.metadata["random_return_mean"])
     assert str(run_dir) in demos.metadata["source"]
     assert demos.actions.shape == (demos.num_transitions, env.action_size)
+
+
+def _falls_in(episodes_that_fall):
+    """demos.record as it is, but the listed episodes end in a terminal state."""
+    real = demos_lib.record
+
+    def record(env, act_fn, key, episodes, *, params=None):
+        demos, returns = real(env, act_fn, key, episodes, params=params)
+        absorbing, truncated = demos.absorbing.copy(), demos.truncated.copy()
+        last = demos.episode_ends[list(episodes_that_fall)] - 1
+        absorbing[last], truncated[last] = True, False
+        returns = returns + np.arange(episodes)   # distinct, to see which are kept
+        record.calls.append(returns)              # the policy's, then the random returns
+        return dataclasses.replace(demos, absorbing=absorbing, truncated=truncated), returns
+
+    record.calls = []
+    return record
+
+
+def test_demos_drop_terminated_keeps_the_episodes_that_ran_out(run_dir, tmp_path, monkeypatch):
+    """--drop-terminated: episodes 0 and 2 of the recording fall, so the file holds
+    episodes 1, 3, 4 of the same recording (same rows, their returns) and says 2 dropped."""
+    record = _falls_in([0, 2])
+    monkeypatch.setattr(demos_lib, "record", record)
+    every, kept = tmp_path / "every.npz", tmp_path / "kept.npz"
+    assert invoke(["demos", run_dir, "--episodes", "9", "-o", every]).exit_code == 0
+    returns = record.calls[0]
+    result = invoke(["demos", run_dir, "--episodes", "3", "--drop-terminated", "-o", kept])
+    assert result.exit_code == 0, result.output
+    assert "2 terminated episodes dropped" in result.stdout
+    all_eps, got = demos_lib.load(every), demos_lib.load(kept)
+    assert got.num_episodes == 3 and not got.absorbing.any()
+    want = demos_lib.select_episodes(all_eps, [1, 3, 4])
+    np.testing.assert_array_equal(got.obs, want.obs)
+    np.testing.assert_array_equal(got.episode_starts, want.episode_starts)
+    assert got.metadata["dropped_terminated_episodes"] == 2
+    assert got.metadata["expert_return_mean"] == pytest.approx(returns[[1, 3, 4]].mean())
+    assert got.metadata["expert_return_std"] == pytest.approx(returns[[1, 3, 4]].std())
+
+
+def test_demos_drop_terminated_refuses_when_too_few_ran_out(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(demos_lib, "record", _falls_in(range(7)))   # 2 of 3 x 3 run out
+    out = tmp_path / "d.npz"
+    result = invoke(["demos", run_dir, "--episodes", "3", "--drop-terminated", "-o", out])
+    assert_one_line_error(result, "only 2 of 9 episodes", "--drop-terminated")
+    assert not out.exists()
 
 
 def test_evaluate_prints_json(run_dir):

@@ -311,6 +311,37 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(cli_r
     assert strip(killed) == strip(cli_run)
 
 
+def test_resume_with_more_steps_extends_the_run_to_the_longer_runs_numbers(cli_run, files):
+    """A run of half the budget, resumed with `--steps` of the whole, logs the same
+    iterations as the run that had the whole budget from the start (max-eta: nothing
+    depends on the run's length); shrinking a budget or extending a TR-loss run (its eta
+    is scheduled over the length) is refused in one line, the record untouched."""
+    half = files["root"] / "half"
+    result = _cli(*_learn_args(files["demos"], half, "--steps", STEPS // 2))
+    assert result.exit_code == 0, result.output
+    assert json.loads((half / "config.json").read_text())["num_iterations"] == 2
+    result = _cli("learn", "--resume", half, "--steps", STEPS)
+    assert result.exit_code == 0, result.output
+    assert "budget extended" in result.output
+    record = json.loads((half / "config.json").read_text())
+    assert record["num_iterations"] == 4 and record["extended_from_steps"] == [STEPS // 2]
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "wall_s"}  # noqa
+                          for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert strip(half) == strip(cli_run)
+    jax.tree.map(np.testing.assert_array_equal, load_policy(open_run(half)),
+                 load_policy(open_run(cli_run)))
+
+    before = (half / "config.json").read_text()
+    result = _cli("learn", "--resume", half, "--steps", STEPS // 2)
+    assert result.exit_code == 2 and "can only be extended" in result.output
+    tr = json.loads(before)
+    tr["trirl"]["variant"] = "tr_loss"
+    (half / "config.json").write_text(json.dumps(tr))
+    result = _cli("learn", "--resume", half, "--steps", 2 * STEPS)
+    assert result.exit_code == 2 and "TR-loss eta decays linearly" in result.output
+    assert json.loads((half / "config.json").read_text()) == tr
+
+
 def test_any_runs_policy_loads_from_the_leading_leaves_of_its_checkpoint(cli_run):
     """``load_policy`` restores only the PPOState a learner's state begins with; it must
     be the policy inside the whole restored learner state."""

@@ -22,26 +22,64 @@ def _act_fn(run: Run, stochastic: bool):
     return run.ppo.act_stochastic if stochastic else run.ppo.act_deterministic
 
 
+# ``drop_terminated`` records this many times the episodes asked for and keeps the first
+# that did not terminate: enough for an expert that falls in up to ~2 of 3 episodes.
+DROP_TERMINATED_FACTOR = 3
+
+
 def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic: bool = False,
-                 seed_index: int = 0, seed: int = 0, backend: Optional[str] = None) -> dict:
+                 seed_index: int = 0, seed: int = 0, backend: Optional[str] = None,
+                 drop_terminated: bool = False) -> dict:
     """Record ``episodes`` episodes of a run's policy into a demo file, stepping the
-    physics ``backend`` (default: the one the run trained on)."""
+    physics ``backend`` (default: the one the run trained on).
+
+    ``drop_terminated``: keep only episodes that ran to the time limit. Where the
+    terminal state is a failure (a locomotion expert's falls), a demonstration that
+    enters it teaches the discriminator that the absorbing state is the expert's, and a
+    learner then profits from falling (docs/benchmarks.md, "Ant"). Where it is the goal
+    (Point Maze), keep them. The file's metadata says how many were dropped.
+    """
     if episodes < 1:
         raise TrirlError(f"--episodes must be >= 1 (got {episodes})")
     run = open_run(run_dir, backend=backend)
     policy = load_policy(run, seed_index)
     key_demo, key_random = jax.random.split(jax.random.PRNGKey(seed))
-    demos, returns = demos_lib.record(run.env, _act_fn(run, stochastic), key_demo, episodes,
+    recorded = episodes * DROP_TERMINATED_FACTOR if drop_terminated else episodes
+    demos, returns = demos_lib.record(run.env, _act_fn(run, stochastic), key_demo, recorded,
                                       params=policy)
+    extra = {}
+    if drop_terminated:
+        ended = np.add.reduceat(demos.absorbing.astype(np.int64), demos.episode_starts) > 0
+        keep = np.flatnonzero(~ended)[:episodes]
+        if keep.size < episodes:
+            raise TrirlError(f"{run_dir}: only {keep.size} of {recorded} episodes ran to the "
+                             f"time limit, fewer than --episodes {episodes}; lower --episodes "
+                             "or drop --drop-terminated")
+        dropped = int(ended[:keep[-1] + 1].sum())
+        demos, returns = demos_lib.select_episodes(demos, keep), returns[keep]
+        extra = {"dropped_terminated_episodes": dropped}
     random = demos_lib.random_returns(run.env, key_random, max(episodes, 100))
     info = dict(expert_return_mean=float(returns.mean()), expert_return_std=float(returns.std()),
                 random_return_mean=float(random.mean()), random_return_std=float(random.std()))
     metadata = {**demos.metadata, **info, "source": f"trirl demos {run_dir}",
                 "seed": seed, "deterministic": not stochastic,
                 "env_overrides": run.config.get("env_overrides", {}),
-                "backend": run.env.backend_name}
+                "backend": run.env.backend_name, **extra}
     demos_lib.save(output, dataclasses.replace(demos, metadata=metadata))
-    return {**info, "transitions": demos.num_transitions}
+    return {**info, **extra, "transitions": demos.num_transitions}
+
+
+def forward_distances(env, demos: demos_lib.Demos) -> Optional[np.ndarray]:
+    """Metres each episode of ``demos`` travelled forward, float64 ``(E,)``: the
+    integral of the env's forward velocity (its ``x_velocity`` base feature, read from
+    the reached observations) over the episode's steps. ``None`` for an env that has no
+    such feature (Point Maze): a score alone cannot tell a walk from a lunge, so the
+    locomotion envs report both (issue 30)."""
+    term = next((t for t in env.feature_terms if t[0] == "x_velocity"), None)
+    if term is None or term[1] != "next_obs":
+        return None
+    speed = np.asarray(demos.next_obs[:, term[2]], np.float64)
+    return np.add.reduceat(speed, demos.episode_starts) * env.dt
 
 
 def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Path] = None,
@@ -69,6 +107,11 @@ def evaluate_run(run_dir: Path, *, episodes: int = 100, demos_path: Optional[Pat
         entry = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
                  "terminated_fraction": float(demos.absorbing.sum() / episodes),
                  "normalized_score": None}
+        distances = forward_distances(run.env, demos)
+        if distances is not None:
+            entry.update(forward_distance_mean=float(distances.mean()),
+                         forward_distance_std=float(distances.std()),
+                         forward_distances=[round(float(d), 3) for d in distances])
         if reference:
             entry["normalized_score"] = float(normalized_score(
                 entry["return_mean"], reference["expert_return_mean"],

@@ -49,8 +49,9 @@ def train_expert(env_name: str, *, run_dir: Optional[Path] = None, steps: Option
 
 
 def resume_expert(run_dir: Path, show_progress: bool = True,
-                  backend: Optional[str] = None) -> Path:
-    return runs.resume(run_dir, kinds=(KIND,), backend=backend, show_progress=show_progress)
+                  backend: Optional[str] = None, steps: Optional[int] = None) -> Path:
+    return runs.resume(run_dir, kinds=(KIND,), backend=backend, show_progress=show_progress,
+                       steps=steps)
 
 
 def _training(run: runs.Run, placement: sharding.Placement) -> runs.Training:

@@ -124,8 +124,10 @@ def train(env_name: Optional[str] = None, *, demos: Optional[Path] = None,
                       prepare=lambda d: shutil.copyfile(demos, d / DEMOS_FILE))
 
 
-def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None) -> Path:
-    return runs.resume(run_dir, kinds=(KIND,), backend=backend, show_progress=show_progress)
+def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None,
+           steps: Optional[int] = None) -> Path:
+    return runs.resume(run_dir, kinds=(KIND,), backend=backend, show_progress=show_progress,
+                       steps=steps)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -143,8 +143,10 @@ def train(reward_path: Path, *, env_name: Optional[str] = None, transfer: bool =
                       prepare=lambda d: shutil.copyfile(reward_path, d / REWARD_FILE))
 
 
-def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None) -> Path:
-    return runs.resume(run_dir, kinds=KINDS, backend=backend, show_progress=show_progress)
+def resume(run_dir: Path, show_progress: bool = True, backend: Optional[str] = None,
+           steps: Optional[int] = None) -> Path:
+    return runs.resume(run_dir, kinds=KINDS, backend=backend, show_progress=show_progress,
+                       steps=steps)
 
 
 def _iterate_fn(run: runs.Run, reward: rewards.Reward, placement: sharding.Placement):

@@ -202,15 +202,55 @@ def start(record: dict, run_dir: Optional[Path], *, prepare: Callable[[Path], No
 
 
 def resume(run_dir: Path, *, kinds: tuple[str, ...], backend: Optional[str] = None,
-           show_progress: bool = True) -> Path:
+           show_progress: bool = True, steps: Optional[int] = None) -> Path:
     """Continue the run in ``run_dir`` from its latest checkpoint. A run stopped before
-    its first checkpoint starts again from iteration 0 with its own record."""
+    its first checkpoint starts again from iteration 0 with its own record. ``steps``
+    (``--resume RUN --steps N``): a larger budget, see :func:`extend`."""
     run_dir = Path(run_dir)
     record = read_record(run_dir)
     _check_kind(run_dir, record, kinds)
     check_resume_backend(run_dir, record, backend)
+    if steps is not None:
+        extend(run_dir, record, steps)
     train(run_dir, resume=True, show_progress=show_progress, kinds=kinds)
     return run_dir
+
+
+def length_schedule(record: dict) -> Optional[str]:
+    """What of a run's settings is scheduled over its whole length, or ``None``."""
+    learner = record.get("trirl", {})
+    if learner.get("algo", "trirl") == "trirl" and learner.get("variant") == "tr_loss" \
+            and learner.get("eta_schedule") == "linear":
+        return "its TR-loss eta decays linearly over the run's length"
+    if record.get("kl_penalty"):
+        return "its KL penalty decays linearly over the run's length"
+    return None
+
+
+def extend(run_dir: Path, record: dict, steps: int) -> None:
+    """Raise a run's budget to ``steps`` env steps per seed (its record rewritten
+    atomically). Nothing else in the run depends on its length, so the extended run is
+    bit-for-bit the run started with the larger budget -- except where a setting is
+    scheduled over the length (:func:`length_schedule`): those are refused. A budget
+    below the recorded one is refused too (the run's checkpoints may be past it)."""
+    ppo = record["ppo"]
+    batch = int(ppo["num_envs"]) * int(ppo["rollout_length"])
+    iterations, recorded = max(1, -(-int(steps) // batch)), int(record["num_iterations"])
+    if iterations == recorded:
+        return
+    if iterations < recorded:
+        raise TrirlError(f"{run_dir}: --steps {steps} is below the run's budget of "
+                         f"{record['total_steps']} steps; a resumed run can only be extended")
+    why = length_schedule(record)
+    if why is not None:
+        raise TrirlError(f"{run_dir}: cannot extend the run to --steps {steps}: {why}; "
+                         f"start a new run with --steps {steps}")
+    write_json_atomic(run_dir / RECORD_FILE,
+                      {**record, "num_iterations": iterations, "total_steps": iterations * batch,
+                       "extended_from_steps": record.get("extended_from_steps", [])
+                       + [record["total_steps"]]})
+    console.print(f"{run_dir}: budget extended from {record['total_steps']:,} to "
+                  f"{iterations * batch:,} env steps per seed")
 
 
 def latest_step(run_dir: Path) -> Optional[int]:
