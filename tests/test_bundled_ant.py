@@ -44,3 +44,30 @@ def test_bundled_demos_are_30_whole_expert_episodes(env_name):
         returns = _v5_ant_returns(demos)
         assert returns.mean() == pytest.approx(meta["expert_return_mean"], rel=2e-3)
         assert returns.std() == pytest.approx(meta["expert_return_std"], rel=2e-2)
+
+
+def test_bundled_reward_is_a_features_reward_that_pays_for_walking_not_falling():
+    """examples/ant.reward: learned from examples/ant.npz (its hash in the provenance)
+    with Ant's feature preset, reads only what ant_disabled also has, rises with forward
+    velocity (hand check: a linear reward in raw features, r(v2) - r(v1) = w_v (v2 -
+    v1)), ignores the action, and values the absorbing state (a fall) below the
+    expert's own transitions."""
+    reward = rewards.load(_example("ant.reward"))
+    assert reward.header["form"] == "features" and reward.env_name == "ant"
+    prov = reward.header["provenance"]
+    assert prov["demos_sha256"] == _file.file_sha256(bundled_demos("ant")), \
+        "examples/ant.npz changed: rerun benchmarks/ant_reward.sh"
+    retrain.check_compatible(reward, envs.make("ant_disabled"))
+    names = [f["name"] for f in reward.header["features"]]
+    assert names == ["x_velocity", "torso_height"] and not reward.header["inputs"]["normalize"]
+
+    demos = demos_lib.load(bundled_demos("ant"))
+    obs, act, nxt = demos.obs[:200], demos.actions[:200], demos.next_obs[:200]
+    faster = nxt.copy()
+    faster[:, 13] += 1.0
+    w_v = float(reward.tensors["reward/layer0/kernel"].astype(np.float64).ravel()[0])
+    r, r_fast = reward(obs, act, next_obs=nxt), reward(obs, act, next_obs=faster)
+    assert w_v > 0
+    np.testing.assert_allclose(r_fast.astype(np.float64) - r, w_v, rtol=1e-4)
+    np.testing.assert_array_equal(reward(obs, np.zeros_like(act), next_obs=nxt), r)
+    assert reward.absorbing_reward < np.percentile(r, 5)

@@ -232,9 +232,12 @@ def test_demos_drop_terminated_keeps_the_episodes_that_ran_out(run_dir, tmp_path
     assert "2 terminated episodes dropped" in result.stdout
     all_eps, got = demos_lib.load(every), demos_lib.load(kept)
     assert got.num_episodes == 3 and not got.absorbing.any()
-    want = demos_lib.select_episodes(all_eps, [1, 3, 4])
-    np.testing.assert_array_equal(got.obs, want.obs)
-    np.testing.assert_array_equal(got.episode_starts, want.episode_starts)
+    slices = [slice(all_eps.episode_starts[i], all_eps.episode_ends[i]) for i in (1, 3, 4)]
+    for field in ("obs", "next_obs", "actions", "truncated"):
+        want = np.concatenate([getattr(all_eps, field)[sl] for sl in slices])
+        np.testing.assert_array_equal(getattr(got, field), want)
+    lengths = [sl.stop - sl.start for sl in slices]
+    np.testing.assert_array_equal(got.episode_starts, [0, lengths[0], lengths[0] + lengths[1]])
     assert got.metadata["dropped_terminated_episodes"] == 2
     assert got.metadata["expert_return_mean"] == pytest.approx(returns[[1, 3, 4]].mean())
     assert got.metadata["expert_return_std"] == pytest.approx(returns[[1, 3, 4]].std())

@@ -138,3 +138,46 @@ def test_logits_match_true_log_density_ratio():
     # misses it by > 0.5 somewhere.
     assert np.max(np.abs(est - true)) < 0.25, np.c_[grid[:, 0], true, est]
     assert np.mean(np.abs(est - true)) < 0.1
+
+
+# ------------------------------------------------------------------ absorbing mass
+
+
+def _pool_inputs(mass):
+    from trirl import envs
+    from trirl.adversarial import DiscInputs
+
+    env = envs.make("point_maze", episode_length=100)
+    cfg = D.DiscriminatorConfig(hidden=(), absorbing_mass=mass)
+    return env, DiscInputs(env, cfg, normalize=False)
+
+
+@pytest.mark.parametrize("mass,want", [("one", 6 + 2), ("horizon", 6 + (100 - 3 - 1) + 1)])
+def test_absorbing_mass_counts_one_sample_or_the_steps_left(mass, want):
+    """Terminal transitions at time 3 and at the last step (time 99) of a 100-step
+    limit: one absorbing sample each, or the 96 steps left after the first and at
+    least one for the second."""
+    env, inputs = _pool_inputs(mass)
+    x = jnp.zeros((6, inputs.input_dim))
+    absorbing = jnp.array([False, False, False, True, False, True])
+    time = jnp.array([0, 1, 2, 3, 98, 99])
+    pool, count = inputs.pool(x, absorbing, time)
+    assert pool.shape == (12, inputs.input_dim) and int(count) == want
+    np.testing.assert_array_equal(pool[6:], np.broadcast_to(inputs.absorbing_row(), (6, inputs.input_dim)))
+
+
+def test_draws_past_the_last_row_take_the_last_row():
+    """A count beyond the rows weighs the pool's last row (an absorbing copy) by it:
+    agent pool [0 row, 1 row] with count 100 -> ~99 % of draws are the second row, so a
+    linear discriminator's agent logit there falls far below the first row's."""
+    cfg = D.DiscriminatorConfig(hidden=(), learning_rate=1e-1, num_steps=50,
+                                   minibatch_size=256, grad_penalty=0.0)
+    expert = jnp.array([[0.0], [1.0]])
+    agent = jnp.array([[0.0], [1.0]])
+    params = D.init(cfg, jax.random.PRNGKey(0), 1)
+    opt = D.optimizer(cfg).init(params)
+    out, _, _ = D.train(cfg, params, opt, expert, agent, jax.random.PRNGKey(1),
+                           expert_count=jnp.asarray(2), agent_count=jnp.asarray(100))
+    logits = D.logits(cfg, out, jnp.array([[0.0], [1.0]]))
+    # Expert draws are 50/50, agent draws ~1/100 on row 0: row 1 reads as the agent's.
+    assert float(logits[1]) < float(logits[0]) - 1.0

@@ -42,13 +42,17 @@ class ExpertData:
     actions: jax.Array
     next_obs: jax.Array
     absorbing: jax.Array
+    time: jax.Array  # int32: steps the episode had taken before each transition
 
 
 def expert_data(demos: demos_lib.Demos, action_size: int) -> ExpertData:
     actions = demos.actions if demos.has_actions else np.zeros(
         (demos.num_transitions, action_size), np.float32)
+    time = np.arange(demos.num_transitions) - np.repeat(demos.episode_starts,
+                                                        demos.episode_lengths)
     return ExpertData(obs=jnp.asarray(demos.obs), actions=jnp.asarray(actions),
-                      next_obs=jnp.asarray(demos.next_obs), absorbing=jnp.asarray(demos.absorbing))
+                      next_obs=jnp.asarray(demos.next_obs), absorbing=jnp.asarray(demos.absorbing),
+                      time=jnp.asarray(time, jnp.int32))
 
 
 @struct.dataclass
@@ -142,14 +146,20 @@ class DiscInputs:
             return jnp.zeros((self.input_dim,), jnp.float32).at[-1].set(1.0)
         return disc.absorbing_input(self.cfg, self.env.observation_size, self.env.action_size)
 
-    def pool(self, x: jax.Array, absorbing: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """A sampling pool: rows ``x`` (N, D), then one absorbing sample per terminal
-        transition. Returns ``(pool (2N, D), count)``; rows ``>= count`` are unused (the
-        number of terminal transitions changes between rollouts, array shapes cannot)."""
+    def pool(self, x: jax.Array, absorbing: jax.Array, time: jax.Array
+             ) -> tuple[jax.Array, jax.Array]:
+        """A sampling pool: rows ``x`` (N, D), then the absorbing samples of the terminal
+        transitions (``absorbing``, at ``time`` steps into their episodes): one each, or
+        with ``absorbing_mass="horizon"`` the steps left to the time limit. Returns
+        ``(pool (2N, D), count)``: draws below ``count`` (the number of terminal
+        transitions changes between rollouts, array shapes cannot; past the last row
+        they take the last, an absorbing row: ``discriminator.train``)."""
         if not self.cfg.use_absorbing:
             return x, jnp.asarray(x.shape[0], jnp.int32)
         pool = jnp.concatenate([x, jnp.broadcast_to(self.absorbing_row(), x.shape)])
-        return pool, x.shape[0] + jnp.sum(absorbing.astype(jnp.int32))
+        mass = jnp.ones_like(time) if self.cfg.absorbing_mass == "one" else \
+            jnp.maximum(self.env.episode_length - time - 1, 1)
+        return pool, x.shape[0] + jnp.sum(jnp.where(absorbing, mass, 0).astype(jnp.int32))
 
 
 def train_discriminator(cfg: disc.DiscriminatorConfig, inputs: DiscInputs, params: Params,
@@ -157,8 +167,8 @@ def train_discriminator(cfg: disc.DiscriminatorConfig, inputs: DiscInputs, param
                         rollout: Rollout, expert: ExpertData, key: jax.Array, **extra):
     """The discriminator's update on expert vs. rollout rows, each pool with its
     absorbing samples (``discriminator.train``; ``extra``: its logit/penalty functions)."""
-    (pool_e, n_e), (pool_a, n_a) = inputs.pool(x_e, expert.absorbing), inputs.pool(
-        x, rollout.absorbing)
+    (pool_e, n_e), (pool_a, n_a) = inputs.pool(x_e, expert.absorbing, expert.time), inputs.pool(
+        x, rollout.absorbing, rollout.time)
     return disc.train(cfg, params, opt_state, pool_e, pool_a, key, n_e, n_a, **extra)
 
 

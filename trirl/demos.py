@@ -685,26 +685,6 @@ def record(env, act_fn: Callable[[Any, jax.Array, jax.Array], jax.Array], key: j
     return demos, returns
 
 
-def select_episodes(demos: Demos, keep) -> Demos:
-    """The episodes ``keep`` (indices into ``demos``' episodes, in that order) as new
-    demos; metadata is kept as it is (the caller states what it selected)."""
-    keep = np.asarray(keep, np.int64)
-    if keep.size == 0:
-        raise ValueError("select_episodes needs at least one episode")
-    starts, ends = demos.episode_starts[keep], demos.episode_ends[keep]
-    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-    lengths = ends - starts
-    new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-
-    def take(a):
-        return None if a is None else a[rows]
-
-    return dataclasses.replace(demos, obs=demos.obs[rows], next_obs=demos.next_obs[rows],
-                               actions=take(demos.actions), absorbing=demos.absorbing[rows],
-                               truncated=demos.truncated[rows], episode_starts=new_starts,
-                               qpos=take(demos.qpos), qvel=take(demos.qvel))
-
-
 def _uniform_action(bounds, obs, key):
     low, high = bounds
     return jax.random.uniform(key, low.shape, minval=low, maxval=high)

@@ -60,6 +60,7 @@ Params = Any
 
 INPUT_KINDS = ("sa", "ss", "sas")
 LOSSES = ("logistic", "least_squares")
+ABSORBING_MASSES = ("one", "horizon")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,15 @@ class DiscriminatorConfig:
       num_steps: Adam steps per call of ``train`` (paper: 20 - 30 per iteration).
       minibatch_size: samples drawn from *each* of the expert and agent sets per step.
       use_absorbing: add the absorbing-state indicator to each state slot (App. C.4).
+      absorbing_mass: how much of each pool a terminal transition's absorbing state
+        takes, one of :data:`ABSORBING_MASSES`. "one" (DAC, the paper's App. C.4): one
+        sample. "horizon": the steps left to the episode's time limit, so each pool is
+        the occupancy of whole episodes of ``episode_length`` steps, the time after a
+        fall spent in s_a. With "one" a policy that falls at step 50 of 1000 shows
+        the discriminator 1 absorbing sample against 50 living ones where its
+        occupancy is 95 % absorbing; the absorbing state's reward then stays near its
+        initial value, and where that beats the living reward (Ant: the absorbing row
+        sits at the demos' mean features) falling pays (docs/benchmarks.md, "Ant").
       max_grad_norm: optional global-norm gradient clipping (``None``: off).
       loss: "logistic" (balanced BCE: logits estimate log rho_E / rho_pi; TRIRL, GAIL,
         AIRL) or "least_squares" (LSGAN targets +1 expert / -1 agent; AMP, Peng et al.
@@ -95,8 +105,12 @@ class DiscriminatorConfig:
     use_absorbing: bool = True
     max_grad_norm: Optional[float] = None
     loss: str = "logistic"
+    absorbing_mass: str = "one"
 
     def __post_init__(self):
+        if self.absorbing_mass not in ABSORBING_MASSES:
+            raise ValueError(f"absorbing_mass must be one of {ABSORBING_MASSES}, got "
+                             f"{self.absorbing_mass!r}")
         if self.inputs not in INPUT_KINDS:
             raise ValueError(f"inputs must be one of {INPUT_KINDS}, got {self.inputs!r}")
         if self.loss not in LOSSES:
@@ -286,7 +300,9 @@ def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
     and ``agent_x`` (N_A, D); the sets may differ in size. ``expert_count`` /
     ``agent_count`` (traced ints, default all rows) restrict the draws to the first rows:
     a learner whose number of valid rows changes between calls (e.g. one absorbing
-    sample per terminal transition) keeps fixed array shapes that way.
+    sample per terminal transition) keeps fixed array shapes that way. A count may
+    exceed the rows: draws past the last row take the last row (a pool ending in copies
+    of one row, the absorbing state, so weighs it by the count).
 
     ``logit_fn`` / ``penalty_fn``: passed to :func:`loss` (static: hashable callables).
 
@@ -302,8 +318,8 @@ def train(cfg: DiscriminatorConfig, params: Params, opt_state: optax.OptState,
     def step(carry, step_key):
         params, opt_state = carry
         k_e, k_a, k_gp = jax.random.split(step_key, 3)
-        xe = expert_x[jax.random.randint(k_e, (mb,), 0, n_e)]
-        xa = agent_x[jax.random.randint(k_a, (mb,), 0, n_a)]
+        xe = expert_x[jnp.minimum(jax.random.randint(k_e, (mb,), 0, n_e), expert_x.shape[0] - 1)]
+        xa = agent_x[jnp.minimum(jax.random.randint(k_a, (mb,), 0, n_a), agent_x.shape[0] - 1)]
         (value, aux), grads = jax.value_and_grad(loss, argnums=1, has_aux=True)(
             cfg, params, xe, xa, k_gp, logit_fn, penalty_fn)
         updates, opt_state = tx.update(grads, opt_state, params)

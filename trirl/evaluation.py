@@ -22,6 +22,19 @@ def _act_fn(run: Run, stochastic: bool):
     return run.ppo.act_stochastic if stochastic else run.ppo.act_deterministic
 
 
+def select_episodes(demos: demos_lib.Demos, keep) -> demos_lib.Demos:
+    """The episodes ``keep`` (indices into ``demos``' episodes, in that order) as new
+    demos; metadata is kept as it is (the caller states what it selected)."""
+    starts, ends = demos.episode_starts[keep], demos.episode_ends[keep]
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+    take = lambda a: None if a is None else a[rows]  # noqa: E731
+    return dataclasses.replace(
+        demos, obs=demos.obs[rows], next_obs=demos.next_obs[rows], actions=take(demos.actions),
+        absorbing=demos.absorbing[rows], truncated=demos.truncated[rows],
+        episode_starts=np.concatenate([[0], np.cumsum(ends - starts)[:-1]]).astype(np.int64),
+        qpos=take(demos.qpos), qvel=take(demos.qvel))
+
+
 # ``drop_terminated`` records this many times the episodes asked for and keeps the first
 # that did not terminate: enough for an expert that falls in up to ~2 of 3 episodes.
 DROP_TERMINATED_FACTOR = 3
@@ -56,7 +69,7 @@ def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic:
                              f"time limit, fewer than --episodes {episodes}; lower --episodes "
                              "or drop --drop-terminated")
         dropped = int(ended[:keep[-1] + 1].sum())
-        demos, returns = demos_lib.select_episodes(demos, keep), returns[keep]
+        demos, returns = select_episodes(demos, keep), returns[keep]
         extra = {"dropped_terminated_episodes": dropped}
     random = demos_lib.random_returns(run.env, key_random, max(episodes, 100))
     info = dict(expert_return_mean=float(returns.mean()), expert_return_std=float(returns.std()),

@@ -161,6 +161,7 @@ class Rollout:
     log_prob: jax.Array
     mean: jax.Array
     std: jax.Array
+    time: jax.Array  # int32: steps the episode had taken before this transition
 
 
 class PPO:
@@ -233,7 +234,7 @@ class PPO:
                           env_reward=nxt.reward, absorbing=nxt.absorbing,
                           truncated=nxt.truncated, done=nxt.done,
                           log_prob=log_prob(mean, std, action), mean=mean,
-                          std=jnp.broadcast_to(std, mean.shape))
+                          std=jnp.broadcast_to(std, mean.shape), time=env_state.steps)
             return carry, out
 
         zero = jnp.zeros((), jnp.float32)
