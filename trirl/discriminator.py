@@ -85,9 +85,8 @@ class DiscriminatorConfig:
         the occupancy of whole episodes of ``episode_length`` steps, the time after a
         fall spent in s_a. With "one" a policy that falls at step 50 of 1000 shows
         the discriminator 1 absorbing sample against 50 living ones where its
-        occupancy is 95 % absorbing; the absorbing state's reward then stays near its
-        initial value, and where that beats the living reward (Ant: the absorbing row
-        sits at the demos' mean features) falling pays (docs/benchmarks.md, "Ant").
+        occupancy is 95 % absorbing, so the absorbing state's reward is learned slowly
+        (docs/benchmarks.md, "Ant -> Ant Disabled": Ant's preset uses "horizon").
       max_grad_norm: optional global-norm gradient clipping (``None``: off).
       loss: "logistic" (balanced BCE: logits estimate log rho_E / rho_pi; TRIRL, GAIL,
         AIRL) or "least_squares" (LSGAN targets +1 expert / -1 agent; AMP, Peng et al.
