@@ -62,7 +62,7 @@ def record_demos(run_dir: Path, output: Path, *, episodes: int = 30, stochastic:
                                       params=policy)
     extra = {}
     if drop_terminated:
-        ended = np.add.reduceat(demos.absorbing.astype(np.int64), demos.episode_starts) > 0
+        ended = demos.absorbing[demos.episode_ends - 1]   # flags sit on an episode's last step
         keep = np.flatnonzero(~ended)[:episodes]
         if keep.size < episodes:
             raise TrirlError(f"{run_dir}: only {keep.size} of {recorded} episodes ran to the "

@@ -94,13 +94,18 @@ def new_record(kind: str, env: envs.Env, ppo: PPOConfig, *, steps: int, seeds: i
         raise TrirlError(f"--checkpoint-every must be >= 1 (got {checkpoint_every})")
     if steps < 1:
         raise TrirlError(f"--steps must be >= 1 (got {steps})")
-    num_iterations = max(1, -(-int(steps) // ppo.batch_size))
+    num_iterations = _iterations(steps, ppo.batch_size)
     devices = sharding.for_training(env.backend_name, ppo.num_envs).devices  # checks num_envs
     return {"kind": kind, "env": env.name, "env_overrides": env_overrides or {},
             "backend": env.backend_name, "ppo": dataclasses.asdict(ppo), "seeds": seeds,
             "seed": seed, "devices": devices, "total_steps": num_iterations * ppo.batch_size,
             "num_iterations": num_iterations, "checkpoint_every": checkpoint_every,
             "trirl_version": trirl.__version__, **extra}
+
+
+def _iterations(steps: int, batch_size: int) -> int:
+    """Iterations that cover ``steps`` env steps per seed (at least one)."""
+    return max(1, -(-int(steps) // batch_size))
 
 
 def seed_keys(record: dict) -> jax.Array:
@@ -233,9 +238,8 @@ def extend(run_dir: Path, record: dict, steps: int) -> None:
     bit-for-bit the run started with the larger budget -- except where a setting is
     scheduled over the length (:func:`length_schedule`): those are refused. A budget
     below the recorded one is refused too (the run's checkpoints may be past it)."""
-    ppo = record["ppo"]
-    batch = int(ppo["num_envs"]) * int(ppo["rollout_length"])
-    iterations, recorded = max(1, -(-int(steps) // batch)), int(record["num_iterations"])
+    batch = ppo_config_from_dict(record["ppo"], str(run_dir / RECORD_FILE)).batch_size
+    iterations, recorded = _iterations(steps, batch), int(record["num_iterations"])
     if iterations == recorded:
         return
     if iterations < recorded:
