@@ -85,6 +85,17 @@ def test_bad_set_is_one_line_error(tmp_path, override, fragment):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("override, fragment", [
+    ("disc.absorbing_mass=bogus", "absorbing_mass must be one of ('one', 'horizon')"),
+    ("disc.loss=bogus", "loss must be one of"),
+])
+def test_bad_discriminator_choice_is_one_line_error(tmp_path, override, fragment):
+    result = invoke(["learn", "--env", "point_maze", "--set", override,
+                     "--run-dir", tmp_path / "r"])
+    assert_one_line_error(result, fragment, "bogus")
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_env_set_and_indivisible_batch_are_one_line_errors(tmp_path):
     result = invoke(["expert", "--env-set", "gravity=1", "--run-dir", tmp_path / "a"])
     assert_one_line_error(result, "'gravity'")

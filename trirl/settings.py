@@ -163,9 +163,12 @@ def build_config(settings: Optional[dict[str, dict[str, Any]]] = None) -> TRIRLC
     if settings.get("trust_region"):
         ppo = dataclasses.replace(ppo, trust_region=dataclasses.replace(
             ppo.trust_region or TrustRegionConfig(), **settings["trust_region"]))
-    return TRIRLConfig(**settings.get("", {}), ppo=ppo,
-                       disc=dataclasses.replace(base.disc, **settings.get("disc", {})),
-                       fit=dataclasses.replace(base.fit, **settings.get("fit", {})))
+    try:
+        disc_cfg = dataclasses.replace(base.disc, **settings.get("disc", {}))
+        fit_cfg = dataclasses.replace(base.fit, **settings.get("fit", {}))
+    except ValueError as exc:  # the sections' own checks (e.g. disc.loss's choices)
+        raise TrirlError(f"invalid setting: {exc}") from None
+    return TRIRLConfig(**settings.get("", {}), ppo=ppo, disc=disc_cfg, fit=fit_cfg)
 
 
 def merge_settings(*settings: dict) -> dict:
