@@ -13,7 +13,13 @@ the reward machinery differs, and the baselines also skip TRPL (as they train):
   k and R_fit regression. The buffer starts full (``--fill``, default on) -- iterations
   on an empty or partly filled buffer would skip evaluations (empty slots still cost
   their evaluation in this implementation, so the figure does not depend on it, but
-  the R_fit regression only runs once the buffer is full).
+  the R_fit regression only runs once the buffer is full). ``--warmup`` untimed
+  iterations (default 110) then replace the filled buffer's empty members by real ones
+  with real etas: the default skips members of negligible weight
+  (``negligible_weight``), and what it skips depends on the etas, so timing a buffer of
+  empty slots (eta 0, the largest steps) would flatter it.
+* ``k=100-exact``: k = 100 with ``negligible_weight=0``: every member evaluated, R_fit
+  refitted at every eviction, as the paper.
 * ``features``: the feature-based reward model (``--reward-model features``), which
   needs no buffer (``trirl.feature_reward``).
 
@@ -36,6 +42,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from trirl import reward_buffer as rb
 from trirl import settings as settings_lib
 from trirl import envs, learn
 from trirl import demos as demos_lib
@@ -54,6 +61,9 @@ CONFIGS = {
     "k=1": {"capacity": 1},
     "k=25": {"capacity": 25},
     "k=100": {"capacity": 100},
+    # Every member evaluated and R_fit refitted at every eviction (the paper's arithmetic;
+    # the default skips members of negligible weight, trirl.reward_buffer).
+    "k=100-exact": {"capacity": 100, "negligible_weight": 0.0},
     # The feature-based reward model: no buffer, the correction is exact in the linear
     # weights (trirl.feature_reward). Its discriminator reads base features, not (s, a).
     "features": {"reward_model": "features"},
@@ -73,12 +83,23 @@ def build(env, expert, overrides: dict, fill: bool, settings: dict, seed: int = 
     return config, iterate, state
 
 
+def members_evaluated(config, state) -> int | None:
+    """How many of the buffer's members the next iteration evaluates (seed 0)."""
+    if config.algo != "trirl" or config.features or config.capacity == 0:
+        return None
+    buffer = jax.tree.map(lambda a: a[0], state.buffer)
+    needed = rb.needed_members(buffer, config.eps)
+    return int(buffer.count) if needed is None else int(jnp.sum(needed))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="point_maze")
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fill", dest="fill", action="store_false")
+    parser.add_argument("--warmup", type=int, default=110,
+                        help="untimed iterations after compiling (real members and etas)")
     parser.add_argument("--configs", default="GAIL,no_buffer,k=1,k=25,k=100,features")
     parser.add_argument("--reference", default="GAIL", help="config the ratios divide by")
     parser.add_argument("--set", dest="settings", action="append", default=[],
@@ -98,9 +119,17 @@ def main() -> None:
         t0 = time.perf_counter()
         state, metrics, _ = iterate(state, expert)
         jax.block_until_ready(metrics)
-        runs[name] = {"iterate": iterate, "state": state, "compile_s": time.perf_counter() - t0,
+        compile_s = time.perf_counter() - t0
+        for _ in range(args.warmup):
+            state, metrics, _ = iterate(state, expert)
+        jax.block_until_ready(metrics)
+        runs[name] = {"iterate": iterate, "state": state, "compile_s": compile_s,
                       "batch": config.ppo.batch_size, "s_per_m": []}
-        print(f"{name}: compiled in {runs[name]['compile_s']:.1f} s", flush=True)
+        eta = float(jnp.ravel(metrics["eta"])[0]) if "eta" in metrics else float("nan")
+        evaluated = members_evaluated(config, state)
+        runs[name] = {**runs[name], "members_evaluated": evaluated, "last_eta": eta}
+        print(f"{name}: compiled in {compile_s:.1f} s, {args.warmup} warm-up iterations "
+              f"(last eta {eta:.2f}; members evaluated {evaluated})", flush=True)
 
     ratios = {name: [] for name in names}
     for r in range(args.rounds):
@@ -128,17 +157,20 @@ def main() -> None:
                "s_per_million_steps": runs[name]["s_per_m"],
                "reference": args.reference,
                "ratio_median": statistics.median(ratios[name]) if ratios[name] else None,
-               "ratios": ratios[name], "compile_s": runs[name]["compile_s"]}
+               "ratios": ratios[name], "compile_s": runs[name]["compile_s"],
+               "members_evaluated": runs[name]["members_evaluated"],
+               "last_warmup_eta": runs[name]["last_eta"]}
         rows.append(row)
         ratio = row["ratio_median"]
         print(f"{name:>9}: {row['s_per_million_steps_median']:8.0f} s per 1M env steps"
               + (f", {ratio:.3f}x {args.reference}" if ratio is not None else ""))
     # The headline figures, by the names issue 29 gave them (median ratio per round).
-    headline = {f"trirl_{name.replace('=', '')}_over_{args.reference.lower()}":
+    headline = {f"trirl_{name.replace('=', '').replace('-', '_')}_over_{args.reference.lower()}":
                 row["ratio_median"] for name, row in zip(names, rows)
                 if name.startswith("k=") and row["ratio_median"] is not None}
     write_json(args.json, {"env": args.env, "iterations": args.iterations,
-                           "rounds": args.rounds, "fill": args.fill, "settings": args.settings,
+                           "rounds": args.rounds, "fill": args.fill, "warmup": args.warmup,
+                           "settings": args.settings,
                            "batch": runs[names[0]]["batch"]}, rows, **headline)
 
 

@@ -6,6 +6,8 @@ a for loop (Alg. 2 lines 19-24). Nothing in it uses the buffer's head/count arit
 """
 
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 from trirl import discriminator as D
 from trirl import reward_buffer as RB
+from trirl.errors import TrirlError
 
 from numpy_reference import np_scalar
 
@@ -271,3 +274,120 @@ def test_fit_reward_reduces_mse_on_known_target():
     after = np.mean((np_scalar(params, x) - y) ** 2)
     assert after < 0.2 * before, (before, after)
     assert np.isfinite(float(metrics["fit_mse"]))
+
+
+# ----------------------------------------------------------------------------- negligible weights
+
+K_LONG = 8  # long enough a window for the oldest members' weights to fall below tau
+
+
+def long_buffer(tau, k=K_LONG):
+    cfg = RB.RewardBufferConfig(capacity=k, disc=DISC, fit=FIT, negligible_weight=tau)
+    return RB.init(cfg, jax.random.PRNGKey(42), DIM)
+
+
+def np_tail_weights(etas, eps=EPS):
+    """T_j = sum_{i <= j} w_i with w_i = s_i prod_{l > i} (1 - s_l), a plain float64 sum
+    over explicit products (no telescoping, no logs), oldest first."""
+    s = eps / (1.0 + np.asarray(etas, np.float64))
+    w = [s[i] * np.prod(1.0 - s[i + 1:]) for i in range(len(s))]
+    return np.cumsum(w)
+
+
+@pytest.fixture(scope="module")
+def skipping(data):
+    """A full k = 8 buffer, wrapped, whose etas make the two or three oldest members
+    negligible at tau = 0.01 (and nothing at tau = 0), and the same buffer at tau = 0."""
+    etas = np.array([0.0, 0.1, 0.0, 0.3, 0.0, 0.2, 0.0, 0.0, 0.1, 0.0])  # 10 pushes
+    out = {}
+    for tau in (0.0, 0.01):
+        buffer = long_buffer(tau)
+        for i, eta in enumerate(etas):
+            buffer = jax.jit(RB.push)(buffer, data["discs"][i % 8], eta, data["fits"][0])
+        out[tau] = buffer
+    out["window_etas"] = etas[-K_LONG:]
+    out["window_discs"] = [data["discs"][i % 8] for i in range(2, 10)]
+    return out
+
+
+def test_needed_members_are_the_suffix_whose_tail_weight_reaches_tau(skipping):
+    buffer = skipping[0.01]
+    tail = np_tail_weights(skipping["window_etas"])
+    expected = tail >= 0.01
+    skipped = int((~expected).sum())
+    assert 2 <= skipped <= 4 and not expected[:skipped].any()  # a suffix, not trivial
+    needed = np.asarray(RB.needed_members(buffer, EPS))
+    slots, _ = RB.slot_order(buffer)
+    np.testing.assert_array_equal(needed[np.asarray(slots)], expected)
+    assert RB.needed_members(skipping[0.0], EPS) is None
+
+
+def test_skipped_members_move_the_reward_by_at_most_tau_times_their_logits(data, skipping):
+    """Only the needed members are evaluated (the others read 0), each exactly as the
+    full evaluation does; the corrected reward stays within tau * max |beta D| of the
+    float64 recursion over every member -- and does move (the bound is not vacuous)."""
+    x = data["x"]
+    exact, skip = skipping[0.0], skipping[0.01]
+    full = np.asarray(RB.member_logits(exact, x))
+    needed = np.asarray(RB.needed_members(skip, EPS))
+    part = np.asarray(jax.jit(RB.member_logits)(skip, x, jnp.asarray(needed)))
+    np.testing.assert_array_equal(part[needed], full[needed])
+    np.testing.assert_array_equal(part[~needed], 0.0)
+
+    logits = [np_scalar(p, x) for p in skipping["window_discs"]]
+    base = BETA * np_scalar(data["fits"][0], x)
+    reference = np_recursion(base, logits, skipping["window_etas"])
+    got = np.asarray(RB.corrected_reward(skip, x, BETA, EPS))
+    bound = 0.01 * BETA * np.max(np.abs(np.array(logits)[:int((~needed).sum())])) + 1e-4
+    error = np.max(np.abs(got - reference))
+    assert 1e-4 < error <= bound, (error, bound)
+    np.testing.assert_allclose(RB.corrected_reward(exact, x, BETA, EPS), reference,
+                               rtol=2e-5, atol=2e-5)
+
+
+def test_member_skipping_is_per_seed_under_vmap(data, skipping):
+    """Two seeds whose windows need different members, vmapped as the learner runs
+    seeds: each gets its own evaluation (a while_loop under vmap runs to the longer
+    one and keeps each seed's result)."""
+    x = data["x"]
+    few = skipping[0.01]
+    many = few.replace(etas=jnp.full_like(few.etas, 50.0))  # tiny steps: all needed
+    stacked = jax.tree.map(lambda a, b: jnp.stack([a, b]), few, many)
+
+    def logits(buffer):
+        return RB.member_logits(buffer, x, RB.needed_members(buffer, EPS))
+
+    got = np.asarray(jax.jit(jax.vmap(logits))(stacked))
+    full = np.asarray(RB.member_logits(few, x))
+    needed = np.asarray(RB.needed_members(few, EPS))
+    np.testing.assert_array_equal(got[0][needed], full[needed])
+    np.testing.assert_array_equal(got[0][~needed], 0.0)
+    np.testing.assert_array_equal(got[1], full)
+
+
+def test_r_fit_is_not_refitted_while_its_weight_is_negligible(data, skipping):
+    """R_fit's weight after the push is prod (1 - s) over the new window (checked in
+    float64); below tau the eviction fit runs no step (fit_mse NaN, parameters kept),
+    at or above it the fit runs; with tau = 0 it always runs on eviction."""
+    x = data["x"]
+    buffer = skipping[0.01]
+    window = list(skipping["window_etas"][1:]) + [0.0]
+    weight = np.prod(1.0 - EPS / (1.0 + np.array(window)))
+    np.testing.assert_allclose(RB.fit_weight_after_push(buffer, EPS, 0.0), weight, rtol=1e-5)
+    assert weight < 0.01
+    opt = RB.fit_init_opt_state(FIT, buffer.fit_params)
+    push_and_fit = jax.jit(RB.push_and_fit)
+    args = (data["discs"][5], 0.0, x, BETA, EPS, jax.random.PRNGKey(0))
+    pushed, _, metrics = push_and_fit(buffer, opt, *args)
+    assert np.isnan(metrics["fit_mse"])
+    jax.tree.map(np.testing.assert_array_equal, pushed.fit_params, buffer.fit_params)
+    assert bool(pushed.fit_active)
+    for tau in (0.0, weight / 2):
+        other = buffer.replace(cfg=dataclasses.replace(buffer.cfg, negligible_weight=tau))
+        _, _, metrics = jax.jit(RB.push_and_fit)(other, opt, *args)
+        assert np.isfinite(metrics["fit_mse"])
+
+
+def test_negligible_weight_is_validated():
+    with pytest.raises(TrirlError, match="negligible_weight"):
+        RB.RewardBufferConfig(negligible_weight=1.0)

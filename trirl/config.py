@@ -70,6 +70,12 @@ class TRIRLConfig:
         rewards); the linear TR-loss schedule falls to 0 at the end of the run.
       normalize_disc_inputs: standardise the discriminator's states with the demo
         observations' mean/std (fixed for the run, so old buffer members stay valid).
+      negligible_weight: not in the paper; the fitted model skips buffer members whose
+        summed weight in the corrected reward is below it, and R_fit's regression while
+        R_fit's weight is (``trirl.reward_buffer``, "Negligible weights"): the reward
+        moves by at most this times the largest logit (1e-7: float32's resolution),
+        and k = 100 costs about half its member evaluations at HalfCheetah's etas.
+        0: evaluate and fit everything, as the paper.
       ppo: policy optimisation; ``entropy_coef`` is 1/beta [8e-5, 5e-3];
         ``trust_region`` holds the TRPL bounds (mean [2e-4, 5e-3], cov [1e-4, 4e-3],
         regression loss coefficient [0.4, 0.6]).
@@ -90,6 +96,7 @@ class TRIRLConfig:
     eta_schedule: str = "linear"
     reward_eta_floor: float = 0.0
     normalize_disc_inputs: bool = True
+    negligible_weight: float = 1e-7
     ppo: PPOConfig = dataclasses.field(default_factory=_default_ppo)
     disc: disc.DiscriminatorConfig = dataclasses.field(default_factory=_default_disc)
     fit: rb.RewardFitConfig = dataclasses.field(default_factory=rb.RewardFitConfig)
@@ -173,7 +180,8 @@ class TRIRLConfig:
     @property
     def buffer(self) -> rb.RewardBufferConfig:
         return rb.RewardBufferConfig(capacity=self.capacity, use_fit=self.variant != "no_fit",
-                                     use_eta=True, disc=self.discriminator, fit=self.fit)
+                                     use_eta=True, disc=self.discriminator, fit=self.fit,
+                                     negligible_weight=self.negligible_weight)
 
 
 def config_record(config: TRIRLConfig) -> dict:

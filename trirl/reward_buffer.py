@@ -55,6 +55,28 @@ Ablations (all from ``RewardBufferConfig``):
   * ``capacity=0``: the corrected reward is R_fit alone (or 0 without fitting);
   * ``use_eta=False``: every step is ``eps`` (uncorrected rewards).
 
+Negligible weights (``negligible_weight`` = tau)
+------------------------------------------------
+Unrolled, the corrected reward is ``w_fit * R_fit + sum_j w_j * beta * D_j`` with
+``w_j = s_j * prod_{l newer than j} (1 - s_l)`` and ``w_fit = prod_{all l} (1 - s_l)``.
+At the etas TRIRL meets (s ~ 0.2-0.3 on HalfCheetah), ``w_fit`` is ~1e-13 and the
+oldest half of a k = 100 window together weighs < 1e-7, below float32's resolution of
+the reward, yet evaluating them is half the buffer's cost. So, with tau > 0:
+
+* the oldest members whose summed weight ``T_j = sum_{i <= j} w_i`` (``= prod_{l > j}
+  (1 - s_l) - w_fit``, telescoped) is below tau get logit 0 instead of an evaluation:
+  the reward moves by at most ``tau * max |beta D_j|`` over them. A member's weight only
+  shrinks as newer ones arrive, so once skipped it stays negligible;
+* R_fit's eviction regression is skipped while R_fit's weight after the push is below
+  tau. R_fit then goes stale, but its error E enters the reward as ``w_fit * E``: below
+  ``tau * 2 max |r|`` while skipped. Fitting resumes as soon as ``w_fit >= tau``, which a
+  push can raise by at most ``1 / (1 - eps)``; from then on each fit multiplies E by
+  ``(1 - s_old)`` (plus its own regression error) while ``w_fit`` changes by
+  ``(1 - s_new) / (1 - s_old)``, so ``w_fit * E`` never exceeds ``tau / (1 - eps) * 2 max |r|``.
+
+Both are skipped for real (``lax.while_loop``s, which stay loops under a vmap over
+seeds), not masked: that is what makes k = 100 cost close to k = 25 at these etas.
+
 Eta layout: ``buffer.etas`` (k,) and the optional ``etas`` override of the evaluation
 functions ((k,) or per-sample (k, N), retrospective-eta mode) are indexed by *slot*,
 like the leading axis of ``buffer.disc_params``; ``slot_order`` maps chronological
@@ -111,6 +133,10 @@ class RewardBufferConfig:
       use_eta: correct steps to eps / (1 + eta) (False: plain eps, uncorrected).
       disc: config of the member discriminators.
       fit: config of R_fit.
+      negligible_weight: members whose weight in the corrected reward, summed with
+        every older member's, is below this are not evaluated, and R_fit is not refitted
+        while its own weight is below it (see "Negligible weights" in the module
+        docstring); 0 evaluates and fits everything.
     """
 
     capacity: int = 100
@@ -118,10 +144,14 @@ class RewardBufferConfig:
     use_eta: bool = True
     disc: disc.DiscriminatorConfig = dataclasses.field(default_factory=disc.DiscriminatorConfig)
     fit: RewardFitConfig = dataclasses.field(default_factory=RewardFitConfig)
+    negligible_weight: float = 0.0
 
     def __post_init__(self):
         if self.capacity < 0:
             raise TrirlError(f"TRIRL capacity={self.capacity} must be >= 0 (paper: 80 - 120)")
+        if not 0.0 <= self.negligible_weight < 1.0:
+            raise TrirlError(f"TRIRL negligible_weight={self.negligible_weight} must be in "
+                             "[0, 1) (0: evaluate every member; default 1e-7)")
 
 
 @struct.dataclass
@@ -175,15 +205,18 @@ def fit_init_opt_state(cfg: RewardFitConfig, params: Params) -> optax.OptState:
 
 @functools.partial(jax.jit, static_argnums=0)
 def fit_reward(cfg: RewardFitConfig, fit_params: Params, opt_state: optax.OptState,
-               x: jax.Array, targets: jax.Array, key: jax.Array
+               x: jax.Array, targets: jax.Array, key: jax.Array, active=True
                ) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
     """Regress R_fit(x) onto ``targets`` (N,) by MSE: ``cfg.num_steps`` Adam steps.
 
     Warm-starts from ``fit_params``: consecutive targets differ by one damped member,
-    so the previous fit is already close.
+    so the previous fit is already close. ``active`` (a traced bool): False runs no step
+    at all -- a ``while_loop``, not a ``cond``, because under a vmap over seeds a cond
+    becomes a select that computes both branches.
 
     Returns:
-      (params, opt_state, metrics) with ``fit_mse`` averaged over the steps.
+      (params, opt_state, metrics) with ``fit_mse`` averaged over the steps (NaN if
+      none ran).
     """
     tx = fit_optimizer(cfg)
     targets = jax.lax.stop_gradient(targets)
@@ -198,9 +231,17 @@ def fit_reward(cfg: RewardFitConfig, fit_params: Params, opt_state: optax.OptSta
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), value
 
-    (fit_params, opt_state), losses = jax.lax.scan(
-        step, (fit_params, opt_state), jax.random.split(key, cfg.num_steps))
-    return fit_params, opt_state, {"fit_mse": jnp.mean(losses)}
+    def fit(carry):
+        _, params, opt_state, _ = carry
+        (params, opt_state), losses = jax.lax.scan(
+            step, (params, opt_state), jax.random.split(key, cfg.num_steps))
+        return jnp.int32(1), params, opt_state, jnp.mean(losses)
+
+    # A loop run once or never: the scan of steps inside is the fit itself.
+    _, fit_params, opt_state, mse_mean = jax.lax.while_loop(
+        lambda carry: jnp.logical_and(active, carry[0] == 0), fit,
+        (jnp.int32(0), fit_params, opt_state, jnp.float32(jnp.nan)))
+    return fit_params, opt_state, {"fit_mse": mse_mean}
 
 
 # ----------------------------------------------------------------------------- buffer
@@ -253,16 +294,84 @@ def _member_chunk() -> Optional[int]:
     return CPU_MEMBER_CHUNK if jax.default_backend() == "cpu" else None
 
 
-def member_logits(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
+def _log_keeps(buffer: RewardBuffer, eps: float, etas=None) -> tuple[jax.Array, jax.Array]:
+    """log(1 - s_j) of the members in chronological order ((k,) or (k, N) per sample;
+    0 for empty positions) and their validity (k,)."""
+    steps = _step(buffer.cfg, eps, buffer.etas if etas is None else etas)
+    slots, valid = slot_order(buffer)
+    steps = steps[slots]
+    mask = valid.reshape(valid.shape + (1,) * (steps.ndim - 1))
+    return jnp.where(mask, jnp.log1p(-steps), 0.0), valid
+
+
+def needed_members(buffer: RewardBuffer, eps: float, etas=None) -> Optional[jax.Array]:
+    """(k,) bool in slot order: the members whose summed weight with every older member,
+    ``T_j = prod_{l > j} (1 - s_l) * (1 - prod_{i <= j} (1 - s_i))`` (module docstring),
+    reaches ``negligible_weight`` -- a suffix of the newest; None when that is 0 (every
+    member). Per-sample etas (k, N): a member is needed if it is on any row. Sums of
+    logs (log1p / expm1) keep tiny steps exact, where 1 - prod would cancel; no sum is
+    ever subtracted from another, so a step of 1 (log 0 = -inf) gives 0, not NaN."""
+    tau = buffer.cfg.negligible_weight
+    if tau == 0.0 or buffer.cfg.capacity == 0:
+        return None
+    log_keep, valid = _log_keeps(buffer, eps, etas)
+    older_or_self = jnp.cumsum(log_keep, axis=0)
+    self_or_newer = jnp.flip(jnp.cumsum(jnp.flip(log_keep, 0), axis=0), 0)
+    newer = jnp.concatenate([self_or_newer[1:], jnp.zeros_like(self_or_newer[:1])])
+    tail = jnp.exp(newer) * -jnp.expm1(older_or_self)
+    if tail.ndim > 1:
+        tail = jnp.max(tail, axis=tuple(range(1, tail.ndim)))
+    needed = valid & (tail >= tau)
+    slots, _ = slot_order(buffer)
+    return jnp.zeros_like(needed).at[slots].set(needed)
+
+
+def fit_weight_after_push(buffer: RewardBuffer, eps: float, new_eta, etas=None) -> jax.Array:
+    """R_fit's weight ``prod (1 - s_l)`` over the window after pushing a member with
+    ``new_eta`` (the oldest leaves a full buffer); the max over rows for per-sample
+    etas. With k = 0 the pushed member leaves at once: the window is empty, weight 1."""
+    if buffer.cfg.capacity == 0:
+        return jnp.float32(1.0)
+    log_keep, _ = _log_keeps(buffer, eps, etas)
+    leaves = (jnp.arange(buffer.cfg.capacity) == 0) & will_evict(buffer)
+    leaves = leaves.reshape(leaves.shape + (1,) * (log_keep.ndim - 1))
+    total = jnp.sum(jnp.where(leaves, 0.0, log_keep), axis=0) \
+        + jnp.log1p(-_step(buffer.cfg, eps, new_eta))
+    return jnp.max(jnp.exp(total))
+
+
+def member_logits(buffer: RewardBuffer, x: jax.Array, needed: Optional[jax.Array] = None
+                  ) -> jax.Array:
     """Logits of every slot on inputs x (N, D) -> (k, N), slot order: one vmap over the
-    stacked parameters (in chunks of ``_member_chunk()`` members on a CPU)."""
+    stacked parameters (in chunks of ``_member_chunk()`` members on a CPU).
+
+    ``needed`` ((k,) from :func:`needed_members`, a suffix of the newest members): on a
+    CPU only those are evaluated, newest first in a ``while_loop`` (a loop under vmap
+    too), and the others get logit 0; an accelerator, which runs all k at once,
+    evaluates every member anyway."""
     def logits(params):
         return disc.logits(buffer.cfg.disc, params, x)
 
     chunk = _member_chunk()
-    if chunk is None or buffer.cfg.capacity <= chunk:
+    k = buffer.cfg.capacity
+    if chunk is None or k <= chunk:
         return jax.vmap(logits)(buffer.disc_params)
-    return jax.lax.map(logits, buffer.disc_params, batch_size=chunk)
+    if needed is None:
+        return jax.lax.map(logits, buffer.disc_params, batch_size=chunk)
+    slots, _ = slot_order(buffer)
+    num_needed = jnp.sum(needed)
+
+    def evaluate(carry):
+        i, out = carry
+        # positions count-1-i .. count-chunk-i, newest first; one below 0 re-evaluates
+        # position 0 (harmless) rather than reading an empty slot
+        chosen = slots[jnp.maximum(buffer.count - 1 - i - jnp.arange(chunk), 0)]
+        params = jax.tree.map(lambda p: p[chosen], buffer.disc_params)
+        return i + chunk, out.at[chosen].set(jax.vmap(logits)(params))
+
+    _, out = jax.lax.while_loop(lambda carry: carry[0] < num_needed, evaluate,
+                                (jnp.int32(0), jnp.zeros((k, x.shape[0]), jnp.float32)))
+    return out
 
 
 def _base(buffer: RewardBuffer, x: jax.Array, beta: float) -> jax.Array:
@@ -318,7 +427,7 @@ def corrected_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float
     if k == 0:
         return r
     if logits is None:
-        logits = member_logits(buffer, x)
+        logits = member_logits(buffer, x, needed_members(buffer, eps, etas))
     steps = _step(buffer.cfg, eps, buffer.etas if etas is None else etas)
     steps = jnp.broadcast_to(steps.reshape(steps.shape + (1,) * (logits.ndim - steps.ndim)),
                              logits.shape)  # (k,) per member or (k, N) per sample
@@ -416,15 +525,19 @@ def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_param
     if new_logits is None:
         new_logits = disc.logits(cfg.disc, disc_params, x)
     oldest = None if logits is None or cfg.capacity == 0 else logits[buffer.head]
+    needed = needed_members(buffer, eps, etas)
+    if oldest is not None and needed is not None:
+        # the member that leaves is the oldest, the one most likely skipped (logit 0)
+        fresh = disc.logits(cfg.disc, jax.tree.map(lambda p: p[buffer.head],
+                                                   buffer.disc_params), x)
+        oldest = jnp.where(needed[buffer.head], oldest, fresh)
     # R_fit regresses r / beta (see ``_base``); ``fit_mse`` is in those units.
     targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas, oldest) / beta
-
-    def fit(_):
-        return fit_reward(cfg.fit, buffer.fit_params, fit_opt_state, x, targets, key)
-
-    def skip(_):
-        return buffer.fit_params, fit_opt_state, {"fit_mse": jnp.float32(jnp.nan)}
-
-    # cond, not both: while the buffer is filling no fit is needed.
-    fit_params, fit_opt_state, metrics = jax.lax.cond(will_evict(buffer), fit, skip, None)
+    # No fit while the buffer is filling, nor while R_fit's weight is negligible.
+    active = will_evict(buffer)
+    if cfg.negligible_weight > 0.0:
+        active = active & (fit_weight_after_push(buffer, eps, eta, etas)
+                           >= cfg.negligible_weight)
+    fit_params, fit_opt_state, metrics = fit_reward(cfg.fit, buffer.fit_params, fit_opt_state,
+                                                    x, targets, key, active)
     return push(buffer, disc_params, eta, fit_params), fit_opt_state, metrics

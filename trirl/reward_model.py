@@ -97,7 +97,8 @@ class FittedModel:
         # of reward_gap all reuse these logits (they are the buffer's main cost).
         n = x.shape[0]
         x_fit, etas_fit = self._fit_rows(buffer, x, etas)
-        members = rb.member_logits(buffer, x_fit) if self.cfg.capacity else None
+        members = rb.member_logits(buffer, x_fit, rb.needed_members(buffer, self.eps, etas_fit)) \
+            if self.cfg.capacity else None
         new_logits = disc.logits(self.cfg.disc, disc_params, x_fit)
         members_x = None if members is None else members[:, :n]
         etas_x = None if etas is None else etas.reshape(etas.shape[0], n)

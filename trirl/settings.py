@@ -203,7 +203,9 @@ def _flat_from_dict(cls, values: dict, source: str):
 
 def config_from_dict(values: dict, source: str) -> TRIRLConfig:
     """Rebuild a :class:`TRIRLConfig` from ``dataclasses.asdict`` JSON."""
-    values = dict(values)
+    # Runs recorded before members of negligible weight were skipped evaluated them all;
+    # they resume as they ran.
+    values = {"negligible_weight": 0.0, **values}
     try:
         ppo = ppo_config_from_dict(values.pop("ppo"), source)
         sub = {"disc": _flat_from_dict(disc.DiscriminatorConfig, values.pop("disc"), source),
