@@ -75,7 +75,8 @@ the reward, yet evaluating them is half the buffer's cost. So, with tau > 0:
   ``(1 - s_new) / (1 - s_old)``, so ``w_fit * E`` never exceeds ``tau / (1 - eps) * 2 max |r|``.
 
 Both are skipped for real (``lax.while_loop``s, which stay loops under a vmap over
-seeds), not masked: that is what makes k = 100 cost close to k = 25 at these etas.
+seeds), not masked: at these etas k = 100 then evaluates ~53 members and never fits
+R_fit, and costs less than k = 25, whose R_fit still weighs ~1e-3 (docs/benchmarks.md).
 
 Eta layout: ``buffer.etas`` (k,) and the optional ``etas`` override of the evaluation
 functions ((k,) or per-sample (k, N), retrospective-eta mode) are indexed by *slot*,
