@@ -676,18 +676,13 @@ def record(env, act_fn: Callable[[Any, jax.Array, jax.Array], jax.Array], key: j
     flat = {k: np.asarray(out[k])[alive] for k in
             ("obs", "actions", "next_obs", "absorbing", "truncated")}
     returns = np.where(alive, np.asarray(out["reward"], np.float64), 0.0).sum(axis=1)
-    starts = starts_of(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     demos = Demos(obs=flat["obs"].astype(np.float32), next_obs=flat["next_obs"].astype(np.float32),
                   actions=flat["actions"].astype(np.float32), absorbing=flat["absorbing"],
                   truncated=flat["truncated"], episode_starts=starts, metadata=env_metadata(env))
     # Same checks as a file gets: a diverged simulation (NaN) fails here, not later.
     _validate(f"<recorded on {env.name}>", _to_arrays(f"<recorded on {env.name}>", demos))
     return demos, returns
-
-
-def starts_of(lengths) -> np.ndarray:
-    """Row index where each episode starts, for episodes of these lengths laid end to end."""
-    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
 def _uniform_action(bounds, obs, key):

@@ -31,7 +31,7 @@ def select_episodes(demos: demos_lib.Demos, keep) -> demos_lib.Demos:
     return dataclasses.replace(
         demos, obs=demos.obs[rows], next_obs=demos.next_obs[rows], actions=take(demos.actions),
         absorbing=demos.absorbing[rows], truncated=demos.truncated[rows],
-        episode_starts=demos_lib.starts_of(ends - starts),
+        episode_starts=np.concatenate([[0], np.cumsum(ends - starts)[:-1]]).astype(np.int64),
         qpos=take(demos.qpos), qvel=take(demos.qvel))
 
 

@@ -272,7 +272,7 @@ def convert_motion(motion: Motion, env, rename: Optional[dict] = None
         _fail(motion.source, "split_points", f"no segment lasts one control step of "
               f"{env.name!r} ({env.dt} s)", "import longer trajectories")
     n = int(sum(lengths))
-    starts = demos_lib.starts_of(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     truncated = np.zeros(n, bool)
     truncated[starts + np.array(lengths) - 1] = True  # each clip simply stops
     metadata = demos_lib.env_metadata(
