@@ -11,9 +11,8 @@ the reward machinery differs, and the baselines also skip TRPL (as they train):
   called ``gail`` before the real baselines existed);
 * ``k=1``, ``k=25``, ``k=100``: TRIRL's default ``max_eta`` variant with buffer capacity
   k and R_fit regression. The buffer starts full (``--fill``, default on) -- iterations
-  on an empty or partly filled buffer would skip evaluations (empty slots still cost
-  their evaluation in this implementation, so the figure does not depend on it, but
-  the R_fit regression only runs once the buffer is full). ``--warmup`` untimed
+  on an empty or partly filled buffer would skip evaluations (the R_fit regression only
+  runs once the buffer is full). ``--warmup`` untimed
   iterations (default 110) then replace the filled buffer's empty members by real ones
   with real etas: the default skips members of negligible weight
   (``negligible_weight``), and what it skips depends on the etas, so timing a buffer of

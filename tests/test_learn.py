@@ -463,6 +463,10 @@ def test_config_file_set_and_flags_layer_in_order(tmp_path):
     import dataclasses
     assert settings_lib.config_from_dict(json.loads(json.dumps(dataclasses.asdict(config))), "x") \
         == config
+    # A run recorded before negligible_weight existed evaluated every member: it resumes so.
+    old_record = {k: v for k, v in dataclasses.asdict(config).items() if k != "negligible_weight"}
+    assert config.negligible_weight == 1e-7
+    assert settings_lib.config_from_dict(old_record, "x").negligible_weight == 0.0
 
 
 def test_feature_model_preset_applies_only_to_feature_runs_and_yields_to_the_user():
