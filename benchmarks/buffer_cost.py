@@ -122,11 +122,11 @@ def main() -> None:
         for _ in range(args.warmup):
             state, metrics, _ = iterate(state, expert)
         jax.block_until_ready(metrics)
-        runs[name] = {"iterate": iterate, "state": state, "compile_s": compile_s,
-                      "batch": config.ppo.batch_size, "s_per_m": []}
         eta = float(jnp.ravel(metrics["eta"])[0]) if "eta" in metrics else float("nan")
         evaluated = members_evaluated(config, state)
-        runs[name] = {**runs[name], "members_evaluated": evaluated, "last_eta": eta}
+        runs[name] = {"iterate": iterate, "state": state, "compile_s": compile_s,
+                      "batch": config.ppo.batch_size, "s_per_m": [],
+                      "members_evaluated": evaluated, "last_eta": eta}
         print(f"{name}: compiled in {compile_s:.1f} s, {args.warmup} warm-up iterations "
               f"(last eta {eta:.2f}; members evaluated {evaluated})", flush=True)
 

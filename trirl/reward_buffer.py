@@ -454,6 +454,12 @@ def intermediate_reward(buffer: RewardBuffer, x: jax.Array, beta: float, eps: fl
     return (1.0 - eps) * corrected + eps * beta * new_logits
 
 
+def _oldest_logits(buffer: RewardBuffer, x: jax.Array) -> jax.Array:
+    """Logits (N,) on x of the oldest slot (``head``): the member a push would evict."""
+    oldest = jax.tree.map(lambda p: p[buffer.head], buffer.disc_params)
+    return disc.logits(buffer.cfg.disc, oldest, x)
+
+
 def fit_targets(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
                 new_logits: jax.Array, new_eta, etas: Optional[jax.Array] = None,
                 oldest_logits: Optional[jax.Array] = None) -> jax.Array:
@@ -469,10 +475,7 @@ def fit_targets(buffer: RewardBuffer, x: jax.Array, beta: float, eps: float,
     if buffer.cfg.capacity == 0:
         logit, eta = new_logits, new_eta
     else:
-        if oldest_logits is None:
-            oldest = jax.tree.map(lambda p: p[buffer.head], buffer.disc_params)
-            oldest_logits = disc.logits(buffer.cfg.disc, oldest, x)
-        logit = oldest_logits
+        logit = _oldest_logits(buffer, x) if oldest_logits is None else oldest_logits
         eta = (buffer.etas if etas is None else etas)[buffer.head]
     step = _step(buffer.cfg, eps, eta)
     return (1.0 - step) * base + step * beta * logit
@@ -529,9 +532,7 @@ def push_and_fit(buffer: RewardBuffer, fit_opt_state: optax.OptState, disc_param
     needed = needed_members(buffer, eps, etas)
     if oldest is not None and needed is not None:
         # the member that leaves is the oldest, the one most likely skipped (logit 0)
-        fresh = disc.logits(cfg.disc, jax.tree.map(lambda p: p[buffer.head],
-                                                   buffer.disc_params), x)
-        oldest = jnp.where(needed[buffer.head], oldest, fresh)
+        oldest = jnp.where(needed[buffer.head], oldest, _oldest_logits(buffer, x))
     # R_fit regresses r / beta (see ``_base``); ``fit_mse`` is in those units.
     targets = fit_targets(buffer, x, beta, eps, new_logits, eta, etas, oldest) / beta
     # No fit while the buffer is filling, nor while R_fit's weight is negligible.
